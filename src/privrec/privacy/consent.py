@@ -1,0 +1,173 @@
+"""Consent drop: a share of users withhold all their data from training."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+from privrec.data.dataset import Dataset
+from privrec.errors import ConfigError, PrivacyGuaranteeError
+from privrec.privacy.base import PrivacyReport, TransformResult
+
+__all__ = ["ConsentDrop", "NoPrivacy"]
+
+_MECHANISMS = ("random", "activity", "attribute")
+
+
+@dataclass(frozen=True, kw_only=True)
+class NoPrivacy:
+    """The identity: train on everything (the no-privacy baseline)."""
+
+    def apply(self, data: Dataset, *, rng: np.random.Generator) -> TransformResult:
+        report = PrivacyReport(
+            transform="none",
+            guarantee="No privacy treatment: every interaction is used for training.",
+            metrics={"users_withheld": 0.0, "interactions_withheld": 0.0},
+        )
+        return TransformResult(data=data, report=report, withheld=np.zeros(data.n_users, dtype=bool))
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConsentDrop:
+    """A fraction of users opt out: all their interactions are withheld from training.
+
+    Guarantee (unit: user): an opted-out user contributes no interaction to the training data, so no model
+    trained on the output depends on their behaviour. They keep their index (an empty row), are served by the
+    fallback model, and are evaluated on their true held-out behaviour. It does **not** protect users who
+    consented (their full history is used), nor does it hide *that* a user opted out, nor their demographics.
+    This is the "consent" / opt-out regime of GDPR Art. 6(1)(a) and 7(3) studied for recommenders by e.g.
+    Wei, Chen & Zhang (2023) and the "cost of consent" literature.
+
+    Mechanisms (which users opt out, among users with training data):
+
+    - ``random``: exactly ``round(rate * n)`` users, uniformly without replacement.
+    - ``activity``: exactly ``round(rate * n)`` users, sampled without replacement with probability
+      proportional to ``activity ** strength`` (``strength > 0``: heavy users opt out more; ``< 0``: less;
+      ``0``: uniform). Weighted sampling by Efraimidis & Spirakis (2006) keys.
+    - ``attribute``: per-group rates for one user attribute, e.g. ``rates={"F": 0.4, "M": 0.1}``; exactly
+      ``round(rate_g * n_g)`` users of group ``g`` opt out; groups not listed use ``rate``.
+
+    The report is measured on the output: users and interactions withheld (users with data in the input and
+    none in the output), overall and per value of each sensitive attribute and of ``attribute``.
+    """
+
+    rate: float = 0.25
+    mechanism: str = "random"
+    strength: float = 1.0
+    attribute: str | None = None
+    rates: Mapping[str, float] | None = None
+
+    def __post_init__(self) -> None:
+        _check_rate("consent_drop.rate", self.rate)
+        if self.mechanism not in _MECHANISMS:
+            raise ConfigError(f"consent_drop.mechanism must be one of {list(_MECHANISMS)}; got {self.mechanism!r}.")
+        if not np.isfinite(self.strength):
+            raise ConfigError(f"consent_drop.strength must be a finite number; got {self.strength!r}.")
+        if self.mechanism == "attribute":
+            if not self.attribute:
+                raise ConfigError("consent_drop.attribute must name a user attribute when mechanism='attribute'; got None.")
+            if not self.rates:
+                raise ConfigError("consent_drop.rates must map attribute values to rates when mechanism='attribute'; got None.")
+        if self.rates is not None:
+            rates = {str(k): float(v) for k, v in dict(self.rates).items()}
+            for key, value in rates.items():
+                _check_rate(f"consent_drop.rates.{key}", value)
+            object.__setattr__(self, "rates", rates)
+
+    # -------------------------------------------------------------- sampling
+    def _choose(self, data: Dataset, rng: np.random.Generator) -> NDArray[np.bool_]:
+        counts = data.user_counts
+        eligible = counts > 0
+        out = np.zeros(data.n_users, dtype=bool)
+        if self.mechanism == "attribute":
+            if self.attribute not in data.user_attributes.columns:
+                raise ConfigError(
+                    f"consent_drop.attribute must be a user attribute; got {self.attribute!r}; "
+                    f"columns are {sorted(map(str, data.user_attributes.columns))}."
+                )
+            values = data.user_attributes[self.attribute].astype("string").to_numpy(dtype=object, na_value=None)
+            unknown = set(self.rates) - {str(v) for v in values if v is not None}
+            if unknown:
+                raise ConfigError(
+                    f"consent_drop.rates names {len(unknown)} value(s) that attribute {self.attribute!r} never takes; "
+                    f"check the spelling of the keys."
+                )
+            keys = rng.random(data.n_users)
+            for value in sorted({str(v) for v in values if v is not None}):
+                group = eligible & (values == value)
+                _take_smallest(out, group, keys, self.rates.get(value, self.rate))
+            return out
+        if self.mechanism == "activity" and self.strength != 0:
+            w = np.where(eligible, counts, 1).astype(np.float64) ** self.strength
+            # Efraimidis-Spirakis: the k largest u^(1/w) are a weighted sample without replacement.
+            keys = -np.log(rng.random(data.n_users)) / w  # smallest = largest u^(1/w)
+        else:
+            keys = rng.random(data.n_users)
+        _take_smallest(out, eligible, keys, self.rate)
+        return out
+
+    def apply(self, data: Dataset, *, rng: np.random.Generator) -> TransformResult:
+        opted_out = self._choose(data, rng)
+        released = data.subset(~opted_out[data.user_idx])
+        report = self.measure(data, released)
+        return TransformResult(data=released, report=report, withheld=report_withheld(data, released))
+
+    def measure(self, original: Dataset, released: Dataset) -> PrivacyReport:
+        """Measure what was withheld by comparing input and output (aggregates only)."""
+        withheld = report_withheld(original, released)
+        if np.any(released.user_counts[withheld]):
+            raise PrivacyGuaranteeError("consent_drop output still holds rows of opted-out users; this is a bug.")
+        before = original.user_counts
+        n_eligible = int((before > 0).sum())
+        metrics = {
+            "users_withheld": float(withheld.sum()),
+            "interactions_withheld": float(original.n_interactions - released.n_interactions),
+            "share_users_withheld": float(withheld.sum() / max(1, n_eligible)),
+            "share_interactions_withheld": float(
+                (original.n_interactions - released.n_interactions) / max(1, original.n_interactions)
+            ),
+        }
+        attrs = list(original.schema.sensitive)
+        if self.attribute and self.attribute not in attrs:
+            attrs.append(self.attribute)
+        groups = {a: _group_shares(original.user_attributes[a], withheld, before > 0) for a in attrs
+                  if a in original.user_attributes.columns}
+        return PrivacyReport(
+            transform="consent_drop",
+            guarantee="Opted-out users (unit: user) contribute no interaction to training; consenting users "
+            "are not protected, and opting out itself is visible.",
+            metrics=metrics,
+            groups=groups,
+        )
+
+
+def report_withheld(original: Dataset, released: Dataset) -> NDArray[np.bool_]:
+    """Users who had training rows in ``original`` and have none in ``released``."""
+    return (original.user_counts > 0) & (released.user_counts == 0)
+
+
+def _check_rate(name: str, value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0 <= value < 1):
+        raise ConfigError(f"{name} must be in [0, 1); got {value!r}.")
+
+
+def _take_smallest(out: NDArray[np.bool_], group: NDArray[np.bool_], keys: NDArray, rate: float) -> None:
+    """Mark the ``round(rate * |group|)`` members of ``group`` with the smallest keys."""
+    idx = np.flatnonzero(group)
+    k = int(round(rate * len(idx)))
+    if k:
+        out[idx[np.argpartition(keys[idx], k - 1)[:k]]] = True
+
+
+def _group_shares(column: pd.Series, withheld: NDArray, eligible: NDArray) -> dict[str, dict[str, float]]:
+    values = column.astype("string").fillna("<missing>").to_numpy(dtype=object)
+    frame = pd.DataFrame({"v": values[eligible], "w": withheld[eligible]})
+    agg = frame.groupby("v", sort=True)["w"].agg(["size", "sum"])
+    return {
+        str(v): {"users": float(r["size"]), "users_withheld": float(r["sum"]), "share_withheld": float(r["sum"] / r["size"])}
+        for v, r in agg.iterrows()
+    }
