@@ -1,0 +1,267 @@
+"""``privrec``: the Hydra entry point (``privrec run``) and the other subcommands.
+
+User errors print one line and exit with code 2; ``--debug`` (or ``HYDRA_FULL_ERROR=1``) shows tracebacks.
+"""
+
+from __future__ import annotations
+
+import os
+
+# Before numpy/scipy/implicit load: one BLAS thread (implicit asks for it), no MLflow telemetry.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+import argparse  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+from privrec.errors import ConfigError, PrivRecError  # noqa: E402
+
+__all__ = ["config_dir", "main"]
+
+USAGE = """usage: privrec <command> [options]
+
+commands:
+  run [-m] [overrides...]     run one experiment (or a sweep with -m); see conf/config.yaml for keys
+  data fetch NAME             download a dataset into data_dir (ml-100k)
+  data info [overrides...]    describe the configured dataset
+  ui [--port N]               open the MLflow UI on the tracking store (127.0.0.1 only)
+
+options: --debug  show full tracebacks;  privrec run --help  lists config groups and options
+examples:
+  privrec run
+  privrec run model=bpr privacy.rate=0.5 seed=1
+  privrec run -m privacy=consent_drop privacy.rate=0,0.25,0.5 model=als,bpr seed=0,1,2
+"""
+
+
+class _UserError(Exception):
+    """Raised inside a Hydra job after the one-line message has been printed."""
+
+
+def config_dir() -> Path:
+    """The Hydra config folder: shipped inside the package, or the checkout's top-level ``conf/``."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "conf", here.parent.parent / "conf"):
+        if (candidate / "config.yaml").is_file():
+            return candidate
+    raise ConfigError("privrec's config folder must exist; found neither the packaged conf/ nor a checkout's conf/.")
+
+
+def _fail(message: str) -> int:
+    print(f"privrec: error: {message}", file=sys.stderr)
+    return 2
+
+
+def _check_choices(overrides: list[str], conf: Path) -> None:
+    """One-line errors for unknown config-group options (``model=nope``) before Hydra composes anything."""
+    groups = {p.name for p in conf.iterdir() if p.is_dir() and not p.name.startswith((".", "_", "hydra"))}
+    for arg in overrides:
+        if "=" not in arg or arg.startswith(("hydra.", "+", "~")):
+            continue
+        key, _, value = arg.partition("=")
+        if key not in groups or value.startswith(("choice(", "range(", "glob(")):
+            continue
+        available = sorted(p.stem for p in (conf / key).glob("*.yaml"))
+        for option in value.split(","):
+            if option and option != "null" and option not in available:
+                raise ConfigError(f"{key} must be one of {available}; got {option!r}.")
+
+
+# ---------------------------------------------------------------------------- run
+def _run(argv: list[str], *, debug: bool) -> int:
+    conf = config_dir()
+    try:
+        _check_choices([a for a in argv if not a.startswith("-")], conf)
+    except ConfigError as exc:
+        return _fail(str(exc))
+    import hydra
+
+    multirun = any(a in ("-m", "--multirun") for a in argv)
+    state: dict[str, Any] = {"user_error": False}
+
+    @hydra.main(version_base="1.3", config_path=str(conf), config_name="config")
+    def task(cfg) -> dict[str, float] | None:
+        try:
+            return _task(cfg, multirun=multirun)
+        except PrivRecError as exc:
+            state["user_error"] = True
+            if debug:
+                raise
+            print(f"privrec: error: {exc}", file=sys.stderr)
+            if multirun:
+                raise _UserError(str(exc)) from None
+            raise SystemExit(2) from None
+
+    sys.argv = ["privrec run", *argv]
+    from privrec.tracking.hydra_callback import close_parent_run
+
+    try:
+        task()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+        return 2 if (state["user_error"] and code != 0) else code
+    finally:
+        try:
+            close_parent_run("FAILED")  # only acts when a sweep ended without on_multirun_end
+        except Exception:  # pragma: no cover - the store is gone; nothing more to close
+            pass
+    return 0
+
+
+def _task(cfg, *, multirun: bool) -> dict[str, float]:
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
+
+    from privrec import experiment
+
+    container = OmegaConf.to_container(cfg, resolve=True)
+    hydra_dir = Path(HydraConfig.get().runtime.output_dir) / ".hydra"
+    tracking = container.get("tracking") or {}
+    if tracking.get("enabled", True):
+        from privrec.tracking.mlflow_tracker import MlflowTracker
+
+        tracker = MlflowTracker(tracking_uri=tracking.get("tracking_uri"),
+                                experiment=tracking.get("experiment", "privrec"))
+    else:
+        from privrec.tracking.base import MemoryTracker
+
+        tracker = MemoryTracker()
+    bar = None
+    if container.get("progress", True) and not multirun:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(experiment.STAGES), desc="privrec", unit="stage", leave=False, file=sys.stderr,
+                   bar_format="{desc}: {n_fmt}/{total_fmt} {postfix} [{elapsed}]")
+
+    def on_stage(name: str) -> None:
+        if bar is not None:
+            if bar.n or name != experiment.STAGES[0]:
+                bar.update(1)
+            bar.set_postfix_str(name)
+
+    try:
+        result = experiment.run(container, tracker=tracker, hydra_dir=hydra_dir, on_stage=on_stage)
+    finally:
+        if bar is not None:
+            bar.close()
+    print(summary(container, result, multirun=multirun, job=HydraConfig.get().job.get("num")))
+    return result.metrics
+
+
+def summary(cfg: dict, result, *, multirun: bool = False, job: Any = None) -> str:
+    """A short table: nDCG@10 / recall@20 overall and per consent segment, users withheld, run location."""
+    m = result.metrics
+    cut_lo, cut_hi = min(cfg["evaluation"]["cutoffs"]), max(cfg["evaluation"]["cutoffs"])
+    keys = (f"ndcg_at_{cut_lo}", f"recall_at_{cut_hi}")
+    model = cfg["model"]["_target_"].rsplit(".", 1)[-1]
+    privacy = cfg["privacy"]["_target_"].rsplit(".", 1)[-1]
+    if multirun:
+        parts = [f"{k}={m.get(f'eval/{k}', float('nan')):.4f}" for k in keys]
+        return f"[job {job}] {model} {privacy} seed={cfg.get('seed')}: " + " ".join(parts)
+    lines = [f"privrec: {result.report.transform} on {cfg['dataset']['_target_'].rsplit('.', 1)[-1]}, "
+             f"model {model}, seed {cfg.get('seed')}",
+             f"  {'segment':<12}{'users':>8}{f'nDCG@{cut_lo}':>12}{f'recall@{cut_hi}':>12}"]
+    for seg in ("overall", "consented", "opted_out"):
+        prefix = "eval/" if seg == "overall" else f"eval/{seg}/"
+        users = m.get(f"{prefix}n_users", m.get("data/test_users") if seg == "overall" else None)
+        if users is None:
+            continue
+        vals = "".join(f"{m.get(prefix + k, float('nan')):>12.4f}" for k in keys)
+        lines.append(f"  {seg:<12}{int(users):>8}{vals}")
+    if "privacy/users_withheld" in m:
+        lines.append(f"  users withheld: {int(m['privacy/users_withheld'])} "
+                     f"({100 * m.get('privacy/share_users_withheld', 0):.1f}%), interactions withheld: "
+                     f"{int(m.get('privacy/interactions_withheld', 0))}")
+    lines.append(f"  MLflow: {result.tracking}")
+    lines.append("  compare runs: privrec ui")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------- data
+def _compose(overrides: list[str]):
+    from hydra import compose, initialize_config_dir
+
+    conf = config_dir()
+    _check_choices(overrides, conf)
+    with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
+        return compose(config_name="config", overrides=overrides)
+
+
+def _data(argv: list[str]) -> int:
+    from omegaconf import OmegaConf
+
+    parser = argparse.ArgumentParser(prog="privrec data")
+    parser.add_argument("action", choices=["fetch", "info"])
+    parser.add_argument("rest", nargs="*")
+    parser.add_argument("--data-dir", default=None)
+    args = parser.parse_args(argv)
+    if args.action == "fetch":
+        from privrec.data.fetch import fetch_movielens_100k
+
+        names = args.rest or ["ml-100k"]
+        if names != ["ml-100k"]:
+            raise ConfigError(f"data fetch supports ['ml-100k']; got {names}. Place other datasets by hand.")
+        data_dir = args.data_dir or os.environ.get("PRIVREC_DATA_DIR", "data")
+        path = fetch_movielens_100k(data_dir)
+        print(f"privrec: ml-100k is ready in {path}")
+        return 0
+    cfg = OmegaConf.to_container(_compose(args.rest), resolve=True)
+    from privrec.data.fetch import describe
+    from privrec.experiment import load_data
+
+    data, stats = load_data(cfg["dataset"], cfg.get("preprocess"), args.data_dir or cfg["data_dir"])
+    info = describe(data)
+    width = max(map(len, info))
+    print("\n".join(f"{k:<{width}}  {v}" for k, v in info.items()))
+    print(f"{'sha256':<{width}}  {data.checksum()}")
+    return 0
+
+
+# ---------------------------------------------------------------------------- ui
+def _ui(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="privrec ui")
+    parser.add_argument("--port", type=int, default=5000)
+    parser.add_argument("--tracking-uri", default=None)
+    args = parser.parse_args(argv)
+    from privrec.tracking.mlflow_tracker import resolve_tracking_uri
+
+    uri = resolve_tracking_uri(args.tracking_uri)
+    print(f"privrec: MLflow UI for {uri} at http://127.0.0.1:{args.port} (Ctrl-C to stop)")
+    import subprocess
+
+    env = dict(os.environ, MLFLOW_DISABLE_TELEMETRY="true")
+    cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", "127.0.0.1",
+           "--port", str(args.port)]
+    try:
+        return subprocess.call(cmd, env=env)
+    except KeyboardInterrupt:
+        return 0
+
+
+# ---------------------------------------------------------------------------- main
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv or os.environ.get("HYDRA_FULL_ERROR") == "1"
+    argv = [a for a in argv if a != "--debug"]
+    if debug:
+        os.environ["HYDRA_FULL_ERROR"] = "1"
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(USAGE)
+        return 0
+    command, rest = argv[0], argv[1:]
+    handlers = {"run": lambda: _run(rest, debug=debug), "data": lambda: _data(rest), "ui": lambda: _ui(rest)}
+    if command not in handlers:
+        return _fail(f"command must be one of {sorted(handlers)}; got {command!r}. See privrec --help.")
+    try:
+        return handlers[command]()
+    except PrivRecError as exc:
+        if debug:
+            raise
+        return _fail(str(exc))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""The real CLI on real ML-100K with a real MLflow SQLite store in a temporary folder."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PRIVREC = [sys.executable, "-m", "privrec.cli"]
+
+
+def _privrec(args, cwd, data_dir, **env):
+    full_env = dict(os.environ, PRIVREC_DATA_DIR=str(data_dir), MLFLOW_TRACKING_URI=f"sqlite:///{cwd}/mlflow.db",
+                    **env)
+    full_env.pop("HYDRA_FULL_ERROR", None)
+    return subprocess.run(PRIVREC + list(args), cwd=cwd, env=full_env, capture_output=True, text=True, timeout=600)
+
+
+def _client(cwd):
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(f"sqlite:///{cwd}/mlflow.db")
+
+
+def _runs(cwd):
+    client = _client(cwd)
+    exp = client.get_experiment_by_name("privrec")
+    return [] if exp is None else client.search_runs([exp.experiment_id], max_results=1000)
+
+
+@pytest.mark.slow
+def test_default_run_is_fully_recorded(tmp_path, shared_data_dir):
+    proc = _privrec(["run"], tmp_path, shared_data_dir)
+    assert proc.returncode == 0, proc.stderr
+    assert "nDCG@10" in proc.stdout and "opted_out" in proc.stdout and "MLflow: run" in proc.stdout
+    (run,) = _runs(tmp_path)
+    assert run.info.status == "FINISHED"
+    p, m, t = run.data.params, run.data.metrics, run.data.tags
+    assert p["privacy.rate"] == "0.25" and p["model._target_"] == "privrec.models.ALS" and p["seed"] == "0"
+    assert p["split.fraction"] == "0.2"
+    for key in ("eval/ndcg_at_10", "eval/recall_at_20", "eval/consented/ndcg_at_10", "eval/opted_out/ndcg_at_10",
+                "eval/gender=F/recall_at_20", "eval/auc", "eval/gini_exposure_at_10", "privacy/users_withheld"):
+        assert key in m, key
+    assert m["privacy/users_withheld"] == 236
+    assert len(t["data.sha256"]) == 64
+    for tag in ("privrec.version", "lib.implicit", "lib.mlflow", "lib.hydra-core", "lib.numpy", "blas"):
+        assert tag in t, tag
+    artifacts = {f.path for f in _client(tmp_path).list_artifacts(run.info.run_id)}
+    assert {"config", "privacy_report.json", "segment_metrics.csv", ".hydra"} <= artifacts
+    hydra_files = {f.path for f in _client(tmp_path).list_artifacts(run.info.run_id, ".hydra")}
+    assert ".hydra/config.yaml" in hydra_files and ".hydra/overrides.yaml" in hydra_files
+    # privacy: no user id anywhere in params, tags or the report
+    report = (Path(_client(tmp_path).download_artifacts(run.info.run_id, "privacy_report.json",
+                                                         str(tmp_path)))).read_text()
+    assert "users_withheld" in report and "user_id" not in report
+
+
+@pytest.mark.slow
+def test_multirun_has_parent_and_finished_children(tmp_path, shared_data_dir):
+    proc = _privrec(["run", "-m", "privacy.rate=0,0.5", "seed=0,1", "model.iterations=3"], tmp_path,
+                    shared_data_dir)
+    assert proc.returncode == 0, proc.stderr
+    runs = _runs(tmp_path)
+    parents = [r for r in runs if r.data.tags.get("privrec.sweep") == "true"]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId")]
+    assert len(parents) == 1 and len(children) == 4
+    assert all(r.info.status == "FINISHED" for r in runs)
+    assert {r.data.tags["mlflow.parentRunId"] for r in children} == {parents[0].info.run_id}
+    assert sorted(r.data.params["privacy.rate"] for r in children) == ["0.0", "0.0", "0.5", "0.5"]
+    assert all("eval/ndcg_at_10" in r.data.metrics for r in children)
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["run", "model=nope"], "model must be one of"),
+        (["run", "privacy.rate=1.5"], "consent_drop.rate must be in [0, 1); got 1.5."),
+        (["run", "model.factors=0"], "factors must be >= 1; got 0."),
+        (["run", "split.fraction=1.5"], "fraction"),
+        (["frobnicate"], "command must be one of"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(tmp_path, shared_data_dir, args, expected):
+    proc = _privrec(args, tmp_path, shared_data_dir)
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and expected in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert all(r.info.status != "RUNNING" for r in _runs(tmp_path))
+
+
+def test_debug_shows_traceback(tmp_path, shared_data_dir):
+    proc = _privrec(["run", "privacy.rate=1.5", "--debug"], tmp_path, shared_data_dir)
+    assert proc.returncode != 0 and "Traceback" in proc.stderr

@@ -1,0 +1,32 @@
+"""Every option of every config group composes and builds."""
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from privrec.cli import config_dir
+from privrec.config import build
+from privrec.experiment import build_model
+
+CONF = config_dir()
+GROUPS = sorted(p.name for p in CONF.iterdir() if p.is_dir() and not p.name.startswith((".", "hydra")))
+OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((CONF / g).glob("*.yaml"))]
+EXTRA = {("dataset", "delimited"): ["dataset.path=ratings.tsv"]}
+
+
+@pytest.mark.parametrize("group, option", OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
+def test_every_option_composes_and_builds(group, option):
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=[f"{group}={option}", *EXTRA.get((group, option), [])])
+    container = OmegaConf.to_container(cfg, resolve=True)
+    if group == "model":
+        assert build_model(container) is not None
+    else:
+        assert build(container[group], name=group) is not None
+
+
+def test_config_is_shipped_or_in_checkout():
+    assert (CONF / "config.yaml").is_file()
+    assert Path(CONF).name == "conf"
