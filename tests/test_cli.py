@@ -40,7 +40,7 @@ def test_default_run_is_fully_recorded(tmp_path, shared_data_dir):
     assert p["privacy.rate"] == "0.25" and p["model._target_"] == "privrec.models.ALS" and p["seed"] == "0"
     assert p["split.fraction"] == "0.2"
     for key in ("eval/ndcg_at_10", "eval/recall_at_20", "eval/consented/ndcg_at_10", "eval/opted_out/ndcg_at_10",
-                "eval/gender=F/recall_at_20", "eval/auc", "eval/gini_exposure_at_10", "privacy/users_withheld"):
+                "eval/gender/F/recall_at_20", "eval/auc", "eval/gini_exposure_at_10", "privacy/users_withheld"):
         assert key in m, key
     assert m["privacy/users_withheld"] == 236
     assert len(t["data.sha256"]) == 64

@@ -42,7 +42,7 @@ def test_run_records_everything_and_is_deterministic(shared_data_dir):
     assert m["eval/consented/n_users"] + m["eval/opted_out/n_users"] == m["eval/n_users"] == 943
     assert m["model/fallback_users"] == m["privacy/users_withheld"]
     assert 0 < m["eval/opted_out/ndcg_at_10"] < m["eval/consented/ndcg_at_10"] < 1
-    assert "eval/gender=F/recall_at_20" in m
+    assert "eval/gender/F/recall_at_20" in m
     assert t1.params["model.factors"] == "32" and t1.params["privacy.rate"] == "0.25"
     assert len(t1.tags["data.sha256"]) == 64
     assert {"config/resolved.yaml", "privacy_report.json", "segment_metrics.csv"} <= set(t1.artifacts)

@@ -1,0 +1,341 @@
+"""Wrappers around the CPU models of `implicit <https://github.com/benfred/implicit>`_ (0.7.x).
+
+Each wrapper is a keyword-only dataclass whose fields are implicit's own hyperparameter names (so its Hydra
+node is ``_target_: privrec.models.ALS`` plus those fields), validated when built. On top of implicit they
+add the privrec model contract:
+
+- ``fit(train, *, rng)`` builds the users x items CSR of confidences from ``train``, creates a **fresh**
+  implicit model (a second ``fit`` of the same implicit object would warm-start from the old factors), seeds
+  it with ``int_seed(rng)``, trains with BLAS limited to one thread, and fits the fallback (default
+  :class:`~privrec.models.Popularity`) on the same data with an independent child generator.
+- ``recommend`` serves users with training rows through implicit's batched ``recommend`` and every other
+  user through the fallback (``Recommendations.fallback`` true), merged in input order, padded with -1/-inf.
+- ``score`` returns dense scores that reproduce implicit's ranking.
+
+Quirks of implicit 0.7.3 handled here (checked against the installed source):
+
+- The matrix-factorisation ``recommend`` with ``N`` larger than the catalogue fills the extra slots with
+  item 0 and score 0 (uninitialised output), so ``N`` is capped at the number of items.
+- Filtered (seen) items are not removed but returned last with score ``-FLT_MAX`` when ``N`` exceeds the
+  number of unseen items; such slots become padding.
+- The nearest-neighbour scorer "removes" seen items by setting their score to 0, so they can still appear
+  in the list (after the positive scores); we drop them, over-fetching by the user's number of seen items.
+  It returns only items that share a neighbour with the user's items, padding with -1/``-FLT_MAX``.
+- Factors: ALS has none extra; BPR appends an item-bias column to ``item_factors`` and a constant 1 to
+  ``user_factors``; LMF appends two (user bias / item bias pairs). ``user_factors @ item_factors.T`` is
+  therefore exactly implicit's score for every model, which ``score`` uses.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from dataclasses import dataclass
+from typing import Any, ClassVar, Self
+
+import implicit.cpu.als
+import implicit.cpu.bpr
+import implicit.cpu.lmf
+import implicit.nearest_neighbours
+import implicit.utils
+import numpy as np
+import scipy.sparse as sp
+from numpy.typing import NDArray
+from threadpoolctl import threadpool_limits
+
+from privrec.data.dataset import Dataset
+from privrec.models._common import (
+    check_choice,
+    check_fallback,
+    check_fitted,
+    check_float,
+    check_int,
+    check_n,
+    check_rng,
+    check_train,
+    check_users,
+    empty_lists,
+    normalize_lists,
+)
+from privrec.models.base import Recommendations, Recommender
+from privrec.models.popularity import Popularity
+from privrec.random import int_seed
+
+__all__ = ["ALS", "BPR", "ImplicitRecommender", "ItemKNN", "LMF"]
+
+
+class ImplicitRecommender:
+    """Shared logic of the implicit wrappers (see the module docstring for the contract).
+
+    Subclasses are dataclasses with the hyperparameter fields (including ``num_threads`` and ``fallback``)
+    and implement :meth:`_new_model` and :meth:`_known_scores`.
+
+    Learned state: ``model_`` (the implicit model), ``fallback_`` (the fitted fallback, a copy of
+    ``fallback``), ``user_items_`` (CSR confidences, users x items), ``has_data_`` (users with at least one
+    training row), ``n_fallback_users_``, ``n_users_``, ``n_items_``.
+    """
+
+    num_threads: int
+    fallback: Recommender | None
+
+    #: Whether implicit's recommend may return seen items with a real-looking score (nearest neighbours).
+    _returns_seen: ClassVar[bool] = False
+    #: Upper bound on the (users x fetched items) elements handed to implicit's recommend at once.
+    block_elements: ClassVar[int] = 1 << 22
+
+    # ------------------------------------------------------------------ hooks
+    def _new_model(self, random_state: int) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _known_scores(self, users: NDArray[np.int64]) -> NDArray[np.float32]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _fit_model(self, model: Any, user_items: sp.csr_matrix) -> None:
+        model.fit(user_items, show_progress=False)
+
+    def _learned_state(self, model: Any) -> dict[str, Any]:
+        """Extra learned attributes derived from the fitted implicit model."""
+        return {}
+
+    def _check_common(self) -> None:
+        check_int("num_threads", self.num_threads, minimum=0)
+        check_fallback(self.fallback)
+
+    # ------------------------------------------------------------------ contract
+    def fit(self, train: Dataset, *, rng: np.random.Generator) -> Self:
+        """Train on ``train`` (weights are implicit confidences); ``rng`` seeds implicit and the fallback."""
+        name = type(self).__name__
+        check_rng(name, rng)
+        check_train(name, train)
+        user_items = train.to_csr()
+        if not user_items.has_sorted_indices:
+            user_items.sort_indices()
+        random_state = int_seed(rng)  # implicit wants an int or a Generator; a RandomState crashes it
+        fallback_rng = rng.spawn(1)[0]
+        fallback = Popularity() if self.fallback is None else copy.deepcopy(self.fallback)
+
+        with threadpool_limits(1, "blas"):
+            model = self._new_model(random_state)  # always fresh: implicit's second fit warm-starts
+            self._fit_model(model, user_items)
+        fallback.fit(train, rng=fallback_rng)
+
+        has_data = np.diff(user_items.indptr) > 0
+        for key, value in self._learned_state(model).items():
+            setattr(self, key, value)
+        self.model_ = model
+        self.fallback_ = fallback
+        self.has_data_ = has_data
+        self.n_fallback_users_ = int(np.count_nonzero(~has_data))
+        self.n_users_, self.n_items_ = user_items.shape
+        self.user_items_ = user_items
+        return self
+
+    def recommend(self, users: NDArray, *, n: int, exclude_seen: bool = True) -> Recommendations:
+        """Top-``n`` lists; users without training rows are served (and flagged) by the fallback."""
+        check_fitted(self, "recommend")
+        owner = f"{type(self).__name__}.recommend"
+        users = check_users(owner, users, self.n_users_)
+        n = check_n(owner, n)
+        items, scores = empty_lists(len(users), n)
+        known = self.has_data_[users]
+
+        pos = np.flatnonzero(known)
+        if pos.size:
+            items[pos], scores[pos] = self._recommend_known(users[pos], n, exclude_seen)
+        pos = np.flatnonzero(~known)
+        if pos.size:
+            fb = self.fallback_.recommend(users[pos], n=n, exclude_seen=exclude_seen)
+            items[pos], scores[pos] = fb.items, fb.scores
+        return Recommendations(users=users, items=items, scores=scores, fallback=~known)
+
+    def score(self, users: NDArray) -> NDArray[np.float32]:
+        """Dense ``(len(users), n_items)`` float32 scores (seen items not masked); fallback rows from the fallback."""
+        check_fitted(self, "score")
+        users = check_users(f"{type(self).__name__}.score", users, self.n_users_)
+        out = np.empty((len(users), self.n_items_), dtype=np.float32)
+        known = self.has_data_[users]
+        pos = np.flatnonzero(known)
+        if pos.size:
+            out[pos] = self._known_scores(users[pos])
+        pos = np.flatnonzero(~known)
+        if pos.size:
+            out[pos] = self.fallback_.score(users[pos])
+        return out
+
+    # ------------------------------------------------------------------ internals
+    def _recommend_known(
+        self, users: NDArray[np.int64], n: int, exclude_seen: bool
+    ) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
+        """implicit's batched recommend, in chunks of users so the (users x fetched) arrays stay bounded."""
+        items, scores = empty_lists(len(users), n)
+        extra = 0
+        if exclude_seen and self._returns_seen:
+            extra = int(np.diff(self.user_items_.indptr)[users].max())  # seen items may take slots
+        n_fetch = min(n + extra, self.n_items_)  # beyond the catalogue implicit returns garbage (item 0, score 0)
+        chunk = max(1, self.block_elements // n_fetch)
+        for start in range(0, len(users), chunk):
+            u = users[start : start + chunk]
+            rows = self.user_items_[u]
+            ids, sc = self.model_.recommend(u, rows, N=n_fetch, filter_already_liked_items=exclude_seen)
+            items[start : start + len(u)], scores[start : start + len(u)] = normalize_lists(
+                ids, sc, n, seen=rows if exclude_seen else None
+            )
+        return items, scores
+
+
+class _FactorModel(ImplicitRecommender):
+    def _known_scores(self, users: NDArray[np.int64]) -> NDArray[np.float32]:
+        model = self.model_
+        return np.asarray(model.user_factors[users] @ model.item_factors.T, dtype=np.float32)
+
+
+@dataclass(kw_only=True, eq=False)
+class ALS(_FactorModel):
+    """Implicit-feedback matrix factorisation by alternating least squares (Hu, Koren & Volinsky, 2008),
+    with the conjugate-gradient solver of Takács, Pilászy & Tikk (2011): ``implicit.cpu.als.AlternatingLeastSquares``.
+
+    Confidence is ``alpha * weight`` for observed pairs. Seeded ALS is deterministic for any ``num_threads``.
+    """
+
+    factors: int = 64
+    regularization: float = 0.01
+    alpha: float = 1.0
+    iterations: int = 15
+    num_threads: int = 1
+    fallback: Recommender | None = None
+
+    def __post_init__(self) -> None:
+        check_int("factors", self.factors, minimum=1)
+        check_float("regularization", self.regularization, low=0.0)
+        check_float("alpha", self.alpha, low=0.0, low_open=True)
+        check_int("iterations", self.iterations, minimum=1)
+        self._check_common()
+
+    def _new_model(self, random_state: int) -> implicit.cpu.als.AlternatingLeastSquares:
+        return implicit.cpu.als.AlternatingLeastSquares(
+            factors=int(self.factors),
+            regularization=float(self.regularization),
+            alpha=float(self.alpha),
+            iterations=int(self.iterations),
+            num_threads=int(self.num_threads),
+            random_state=random_state,
+        )
+
+
+@dataclass(kw_only=True, eq=False)
+class BPR(_FactorModel):
+    """Bayesian Personalized Ranking (Rendle et al., 2009) by SGD: ``implicit.cpu.bpr.BayesianPersonalizedRanking``.
+
+    Weights are ignored (every stored pair is a positive). Deterministic for a fixed seed only with
+    ``num_threads=1``: threads race on shared factors.
+    """
+
+    factors: int = 64
+    learning_rate: float = 0.01
+    regularization: float = 0.01
+    iterations: int = 100
+    num_threads: int = 1
+    fallback: Recommender | None = None
+
+    def __post_init__(self) -> None:
+        check_int("factors", self.factors, minimum=1)
+        check_float("learning_rate", self.learning_rate, low=0.0, low_open=True)
+        check_float("regularization", self.regularization, low=0.0)
+        check_int("iterations", self.iterations, minimum=1)
+        self._check_common()
+
+    def _new_model(self, random_state: int) -> implicit.cpu.bpr.BayesianPersonalizedRanking:
+        return implicit.cpu.bpr.BayesianPersonalizedRanking(
+            factors=int(self.factors),
+            learning_rate=float(self.learning_rate),
+            regularization=float(self.regularization),
+            iterations=int(self.iterations),
+            num_threads=int(self.num_threads),
+            random_state=random_state,
+        )
+
+
+@dataclass(kw_only=True, eq=False)
+class LMF(_FactorModel):
+    """Logistic Matrix Factorization (Johnson, 2014): ``implicit.cpu.lmf.LogisticMatrixFactorization``.
+
+    ``neg_prop`` negatives are sampled per positive. Deterministic for a fixed seed with ``num_threads=1``.
+    """
+
+    factors: int = 30
+    learning_rate: float = 1.0
+    regularization: float = 0.6
+    iterations: int = 30
+    neg_prop: int = 30
+    num_threads: int = 1
+    fallback: Recommender | None = None
+
+    def __post_init__(self) -> None:
+        check_int("factors", self.factors, minimum=1)
+        check_float("learning_rate", self.learning_rate, low=0.0, low_open=True)
+        check_float("regularization", self.regularization, low=0.0)
+        check_int("iterations", self.iterations, minimum=1)
+        check_int("neg_prop", self.neg_prop, minimum=1)
+        self._check_common()
+
+    def _new_model(self, random_state: int) -> implicit.cpu.lmf.LogisticMatrixFactorization:
+        return implicit.cpu.lmf.LogisticMatrixFactorization(
+            factors=int(self.factors),
+            learning_rate=float(self.learning_rate),
+            regularization=float(self.regularization),
+            iterations=int(self.iterations),
+            neg_prop=int(self.neg_prop),
+            num_threads=int(self.num_threads),
+            random_state=random_state,
+        )
+
+
+_SIMILARITIES = ("cosine", "bm25")
+
+
+@dataclass(kw_only=True, eq=False)
+class ItemKNN(ImplicitRecommender):
+    """Item-based nearest neighbours (Sarwar et al., 2001): ``implicit.nearest_neighbours.CosineRecommender``
+    or ``BM25Recommender`` (Robertson & Zaragoza, 2009 weighting; ``K1`` and ``B`` apply to ``bm25`` only).
+
+    Keeps the ``K`` most similar items per item; a user's score for item *j* is
+    ``sum_i weight(user, i) * similarity(i, j)``. Items sharing no neighbour with the user's items are never
+    recommended (lists are padded instead). Deterministic; ``rng`` only seeds the fallback.
+
+    Extra learned state: ``similarity_`` (item x item CSR, float32, the matrix implicit's scorer uses).
+    """
+
+    similarity: str = "cosine"
+    K: int = 20
+    K1: float = 1.2
+    B: float = 0.75
+    num_threads: int = 1
+    fallback: Recommender | None = None
+
+    _returns_seen: ClassVar[bool] = True
+
+    def __post_init__(self) -> None:
+        check_choice("similarity", self.similarity, _SIMILARITIES)
+        check_int("K", self.K, minimum=1)
+        check_float("K1", self.K1, low=0.0)
+        check_float("B", self.B, low=0.0, high=1.0)
+        self._check_common()
+
+    def _new_model(self, random_state: int) -> implicit.nearest_neighbours.ItemItemRecommender:
+        if self.similarity == "bm25":
+            return implicit.nearest_neighbours.BM25Recommender(
+                K=int(self.K), K1=float(self.K1), B=float(self.B), num_threads=int(self.num_threads)
+            )
+        return implicit.nearest_neighbours.CosineRecommender(K=int(self.K), num_threads=int(self.num_threads))
+
+    def _fit_model(self, model: Any, user_items: sp.csr_matrix) -> None:
+        with warnings.catch_warnings():
+            # implicit converts its own weighted matrix from COO and warns about it; nothing for callers to fix
+            warnings.simplefilter("ignore", implicit.utils.ParameterWarning)
+            model.fit(user_items, show_progress=False)
+
+    def _learned_state(self, model: Any) -> dict[str, Any]:
+        return {"similarity_": model.similarity.astype(np.float32)}  # the precision implicit's scorer uses
+
+    def _known_scores(self, users: NDArray[np.int64]) -> NDArray[np.float32]:
+        return np.asarray((self.user_items_[users] @ self.similarity_).toarray(), dtype=np.float32)
