@@ -240,7 +240,7 @@ def test_metric_key() -> None:
 
 
 def test_to_metrics_rejects_colliding_segment_names() -> None:
-    clash = Evaluation(overall={"a": 1.0}, segments={"g=F": {"a": 1.0}, "g/F": {"a": 2.0}}, per_user=pd.DataFrame())
+    clash = Evaluation(overall={"a": 1.0}, segments={"g=F+": {"a": 1.0}, "g=F_": {"a": 2.0}}, per_user=pd.DataFrame())
     with pytest.raises(ConfigError, match="distinct as MLflow keys"):
         clash.to_metrics()
 
