@@ -1,0 +1,173 @@
+"""Preprocessing: merge duplicates, threshold ratings, set implicit weights, iterative k-core.
+
+Preprocessing defines the *study population*, so unlike a privacy transform it may shrink the
+vocabularies: users and items with nothing left are dropped and the rest re-indexed contiguously (in their
+old order), with the user attributes kept aligned. Run it once, before splitting and before any transform;
+from then on index *i* means the same person everywhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from privrec.data._checks import check_choice, check_float, check_int
+from privrec.data.dataset import Dataset, Vocabulary
+from privrec.errors import ConfigError, DataValidationError
+
+__all__ = ["Preprocess"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Preprocess:
+    """Turn raw interactions into the implicit-feedback study data.
+
+    Steps, in order:
+
+    1. ``duplicates``: merge repeated (user, item) rows into one. ``"max"`` keeps the row with the highest
+       weight (ties: the latest timestamp, then the last row); ``"last"`` keeps the latest row (by timestamp,
+       then by row order; by row order alone without timestamps); ``"sum"`` adds the weights and keeps the
+       latest timestamp. Surviving rows keep their relative order.
+    2. ``min_rating``: keep rows whose (merged) weight is >= ``min_rating`` (``None``: keep all).
+    3. ``weight``: ``"binary"`` sets every weight to 1; ``"rating"`` keeps the rating as the confidence.
+    4. k-core: repeatedly drop users with fewer than ``user_core`` and items with fewer than ``item_core``
+       interactions until every remaining user and item meets its bound (0 or 1 = no constraint).
+
+    Then users and items without interactions are dropped from the vocabularies (see the module docstring).
+    ``apply`` returns the new data and aggregate statistics (counts only).
+    """
+
+    min_rating: float | None = None
+    weight: str = "binary"
+    user_core: int = 0
+    item_core: int = 0
+    duplicates: str = "max"
+
+    def __post_init__(self) -> None:
+        g = "preprocess"
+        if self.min_rating is not None:
+            object.__setattr__(self, "min_rating", check_float(g, "min_rating", self.min_rating))
+        check_choice(g, "weight", self.weight, ("binary", "rating"))
+        object.__setattr__(self, "user_core", check_int(g, "user_core", self.user_core, minimum=0))
+        object.__setattr__(self, "item_core", check_int(g, "item_core", self.item_core, minimum=0))
+        check_choice(g, "duplicates", self.duplicates, ("max", "sum", "last"))
+
+    def apply(self, data: Dataset) -> tuple[Dataset, dict[str, float]]:
+        if not isinstance(data, Dataset):
+            raise ConfigError(f"Preprocess.apply needs a Dataset; got {type(data).__name__}.")
+        if data.n_interactions == 0:
+            raise DataValidationError("preprocess input must have interactions; got 0.")
+        stats: dict[str, float] = {}
+        sizes = (data.n_users, data.n_items)
+        _count(stats, "before", data.user_idx, data.item_idx, *sizes)
+
+        user, item, weight, ts, merged = _merge_duplicates(data, self.duplicates)
+        stats["duplicates_merged"] = merged
+        _count(stats, "after_duplicates", user, item, *sizes)
+
+        if self.min_rating is not None:
+            keep = weight >= self.min_rating
+            user, item, weight, ts = _take(keep, user, item, weight, ts)
+            if not len(user):
+                raise DataValidationError(
+                    f"preprocess.min_rating={self.min_rating:g} removes every interaction; lower it."
+                )
+        _count(stats, "after_min_rating", user, item, *sizes)
+
+        if self.weight == "binary":
+            weight = np.ones(len(user), dtype=np.float32)
+
+        keep, iterations = _k_core(user, item, data.n_users, data.n_items, self.user_core, self.item_core)
+        if not keep.any():
+            names = [f"{k}={v}" for k, v in (("user_core", self.user_core), ("item_core", self.item_core)) if v > 1]
+            raise DataValidationError(
+                f"preprocess.{' and '.join(names)} {'removes' if len(names) == 1 else 'remove'} every interaction; "
+                f"lower {'it' if len(names) == 1 else 'them'}."
+            )
+        user, item, weight, ts = _take(keep, user, item, weight, ts)
+        stats["kcore_iterations"] = iterations
+        _count(stats, "after_kcore", user, item, *sizes)
+
+        out = _compact(data, user, item, weight, ts)
+        stats["users_dropped"] = data.n_users - out.n_users
+        stats["items_dropped"] = data.n_items - out.n_items
+        return out, stats
+
+
+# ---------------------------------------------------------------------- steps
+def _count(stats: dict[str, float], stage: str, user: NDArray, item: NDArray, n_users: int, n_items: int) -> None:
+    stats[f"interactions_{stage}"] = len(user)
+    stats[f"users_{stage}"] = int(np.count_nonzero(np.bincount(user, minlength=n_users)))
+    stats[f"items_{stage}"] = int(np.count_nonzero(np.bincount(item, minlength=n_items)))
+
+
+def _take(keep: NDArray[np.bool_], *arrays: NDArray | None) -> tuple:
+    return tuple(None if a is None else a[keep] for a in arrays)
+
+
+def _merge_duplicates(data: Dataset, how: str) -> tuple[NDArray, NDArray, NDArray, NDArray | None, int]:
+    """One row per (user, item); returns the arrays in original row order and the number of rows merged away."""
+    n = data.n_interactions
+    user, item, weight, ts = data.user_idx, data.item_idx, data.weight, data.timestamp
+    pair = user.astype(np.int64) * max(1, data.n_items) + item
+    row = np.arange(n)
+    # Sort so the row to keep is the last of its group; later keys in lexsort are more significant.
+    if how == "max":
+        keys = (row,) + (() if ts is None else (ts,)) + (weight, pair)
+    elif how == "last":
+        keys = (row,) + (() if ts is None else (ts,)) + (pair,)
+    else:  # "sum": keep the last row by position; weight summed, timestamp the latest
+        keys = (row, pair)
+    order = np.lexsort(keys)
+    sorted_pair = pair[order]
+    last = np.flatnonzero(np.append(sorted_pair[1:] != sorted_pair[:-1], True))
+    merged = n - len(last)
+    if merged == 0:
+        return user, item, weight, ts, 0
+    if how == "sum":
+        starts = np.concatenate([[0], last[:-1] + 1])
+        new_weight = np.add.reduceat(weight[order].astype(np.float64), starts).astype(np.float32)
+        new_ts = None if ts is None else np.maximum.reduceat(ts[order], starts)
+    kept = order[last]
+    position = np.argsort(kept, kind="stable")  # back to original row order
+    kept = kept[position]
+    if how == "sum":
+        return user[kept], item[kept], new_weight[position], None if ts is None else new_ts[position], merged
+    return user[kept], item[kept], weight[kept], None if ts is None else ts[kept], merged
+
+
+def _k_core(
+    user: NDArray, item: NDArray, n_users: int, n_items: int, user_core: int, item_core: int
+) -> tuple[NDArray[np.bool_], int]:
+    """Mask of rows in the (user_core, item_core)-core, found by iterating to the fixed point."""
+    keep = np.ones(len(user), dtype=bool)
+    iterations = 0
+    if user_core <= 1 and item_core <= 1:
+        return keep, iterations
+    while True:  # each pass removes rows or stops; at most as many passes as rows
+        iterations += 1
+        u_count = np.bincount(user[keep], minlength=n_users)
+        i_count = np.bincount(item[keep], minlength=n_items)
+        ok = keep & (u_count[user] >= user_core) & (i_count[item] >= item_core)
+        if ok.sum() == keep.sum():
+            return keep, iterations
+        keep = ok
+
+
+def _compact(data: Dataset, user: NDArray, item: NDArray, weight: NDArray, ts: NDArray | None) -> Dataset:
+    """A Dataset over only the users and items that still have interactions, re-indexed in their old order."""
+    users_left = np.unique(user)
+    items_left = np.unique(item)
+    return Dataset(
+        users=Vocabulary(data.users.ids[users_left]),
+        items=Vocabulary(data.items.ids[items_left]),
+        user_idx=np.searchsorted(users_left, user).astype(np.int32),
+        item_idx=np.searchsorted(items_left, item).astype(np.int32),
+        weight=weight,
+        timestamp=ts,
+        user_attributes=data.user_attributes.iloc[users_left].reset_index(drop=True),
+        schema=data.schema,
+        name=data.name,
+    )
