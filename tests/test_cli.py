@@ -67,7 +67,7 @@ def test_multirun_has_parent_and_finished_children(tmp_path, shared_data_dir):
     assert len(parents) == 1 and len(children) == 4
     assert all(r.info.status == "FINISHED" for r in runs)
     assert {r.data.tags["mlflow.parentRunId"] for r in children} == {parents[0].info.run_id}
-    assert sorted(r.data.params["privacy.rate"] for r in children) == ["0.0", "0.0", "0.5", "0.5"]
+    assert sorted(float(r.data.params["privacy.rate"]) for r in children) == [0.0, 0.0, 0.5, 0.5]
     assert all("eval/ndcg_at_10" in r.data.metrics for r in children)
 
 

@@ -25,6 +25,7 @@ USAGE = """usage: privrec <command> [options]
 
 commands:
   run [-m] [overrides...]     run one experiment (or a sweep with -m); see conf/config.yaml for keys
+  release [overrides] out=DIR write the treated dataset (interactions, attributes, privacy report), no training
   data fetch NAME             download a dataset into data_dir (ml-100k)
   data info [overrides...]    describe the configured dataset
   ui [--port N]               open the MLflow UI on the tracking store (127.0.0.1 only)
@@ -129,18 +130,22 @@ def _task(cfg, *, multirun: bool) -> dict[str, float]:
         from privrec.tracking.base import MemoryTracker
 
         tracker = MemoryTracker()
+    show = bool(container.get("progress", True)) and not multirun
     bar = None
-    if container.get("progress", True) and not multirun:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(experiment.STAGES), desc="privrec", unit="stage", leave=False, file=sys.stderr,
-                   bar_format="{desc}: {n_fmt}/{total_fmt} {postfix} [{elapsed}]")
 
     def on_stage(name: str) -> None:
-        if bar is not None:
-            if bar.n or name != experiment.STAGES[0]:
-                bar.update(1)
-            bar.set_postfix_str(name)
+        # Created at the first stage, i.e. after the config was validated: a config error prints one line only.
+        nonlocal bar
+        if not show:
+            return
+        if bar is None:
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(experiment.STAGES), desc="privrec", unit="stage", leave=False, file=sys.stderr,
+                       disable=None, bar_format="{desc}: {n_fmt}/{total_fmt} {postfix} [{elapsed}]")
+        else:
+            bar.update(1)
+        bar.set_postfix_str(name)
 
     try:
         result = experiment.run(container, tracker=tracker, hydra_dir=hydra_dir, on_stage=on_stage)
@@ -220,6 +225,26 @@ def _data(argv: list[str]) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------- release
+def _release(argv: list[str]) -> int:
+    outs = [a.partition("=")[2] for a in argv if a.startswith("out=")]
+    overrides = [a for a in argv if not a.startswith("out=")]
+    if len(outs) != 1 or not outs[0]:
+        raise ConfigError(f"release needs exactly one out=DIR; got {len(outs)}. Example: privrec release out=released/")
+    out = Path(outs[0])
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ConfigError(f"release out must be a new or empty folder; got {str(out)!r}, which is not empty.")
+    from omegaconf import OmegaConf
+
+    from privrec.release import release
+
+    cfg = OmegaConf.to_container(_compose(overrides), resolve=True)
+    report = release(cfg, out)
+    metrics = ", ".join(f"{k}={v:g}" for k, v in list(report.metrics.items())[:6])
+    print(f"privrec: released {report.transform} data to {out}/ ({metrics})")
+    return 0
+
+
 # ---------------------------------------------------------------------------- ui
 def _ui(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="privrec ui")
@@ -252,7 +277,8 @@ def main(argv: list[str] | None = None) -> int:
         print(USAGE)
         return 0
     command, rest = argv[0], argv[1:]
-    handlers = {"run": lambda: _run(rest, debug=debug), "data": lambda: _data(rest), "ui": lambda: _ui(rest)}
+    handlers = {"run": lambda: _run(rest, debug=debug), "data": lambda: _data(rest), "ui": lambda: _ui(rest),
+                "release": lambda: _release(rest)}
     if command not in handlers:
         return _fail(f"command must be one of {sorted(handlers)}; got {command!r}. See privrec --help.")
     try:
