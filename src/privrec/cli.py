@@ -180,6 +180,13 @@ def summary(cfg: dict, result, *, multirun: bool = False, job: Any = None) -> st
         lines.append(f"  users withheld: {int(m['privacy/users_withheld'])} "
                      f"({100 * m.get('privacy/share_users_withheld', 0):.1f}%), interactions withheld: "
                      f"{int(m.get('privacy/interactions_withheld', 0))}")
+    shown = [k for k in m if k.startswith("privacy/") and "withheld" not in k][:6]
+    if shown:
+        lines.append("  privacy: " + ", ".join(f"{k.removeprefix('privacy/')}={m[k]:.4g}" for k in shown))
+    attacks = [k for k in m if k.startswith("attack/")]
+    if attacks:
+        lines.append("  attacks: " + ", ".join(f"{k.removeprefix('attack/')}={m[k]:.3f}" for k in attacks[:8])
+                     + (f" (+{len(attacks) - 8} more in MLflow)" if len(attacks) > 8 else ""))
     lines.append(f"  MLflow: {result.tracking}")
     lines.append("  compare runs: privrec ui")
     return "\n".join(lines)
@@ -267,7 +274,14 @@ def _ui(argv: list[str]) -> int:
 
 
 # ---------------------------------------------------------------------------- main
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    return f"privrec: {category.__name__}: {message}\n"
+
+
 def main(argv: list[str] | None = None) -> int:
+    import warnings
+
+    warnings.formatwarning = _one_line_warning
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv or os.environ.get("HYDRA_FULL_ERROR") == "1"
     argv = [a for a in argv if a != "--debug"]

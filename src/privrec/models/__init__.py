@@ -6,9 +6,10 @@ training rows are served by the fallback (:class:`Popularity` unless configured 
 """
 
 from privrec.models.base import Recommendations, Recommender
+from privrec.models.demographic import DemographicPopularity
 from privrec.models.implicit_models import ALS, BPR, LMF, ImplicitRecommender, ItemKNN
 from privrec.models.popularity import Popularity
 
 __all__ = sorted(
-    ["ALS", "BPR", "ImplicitRecommender", "ItemKNN", "LMF", "Popularity", "Recommendations", "Recommender"]
+    ["ALS", "BPR", "DemographicPopularity", "ImplicitRecommender", "ItemKNN", "LMF", "Popularity", "Recommendations", "Recommender"]
 )
