@@ -165,18 +165,39 @@ def safe_error(exc: BaseException) -> str:
 
 def _record(tracker: Tracker, cfg: Mapping, metrics: Mapping[str, float], report: PrivacyReport, table: Any,
             pre_stats: Mapping[str, float], data_sha: str, data_name: str, hydra_dir: Any) -> None:
-    tracker.log_params(flatten(cfg))
+    tracker.log_params(redact(flatten(cfg)))
     tracker.log_metrics(metrics)
     tracker.set_tags(provenance() | {"data.sha256": data_sha, "data.name": data_name,
                                      "privacy.transform": report.transform})
     import yaml  # PyYAML ships with hydra-core/omegaconf
 
-    tracker.log_text(yaml.safe_dump(dict(cfg), sort_keys=False), artifact_file="config/resolved.yaml")
+    tracker.log_text(yaml.safe_dump(redact_tree(dict(cfg)), sort_keys=False), artifact_file="config/resolved.yaml")
     tracker.log_text(json.dumps(report.to_dict(), indent=2, sort_keys=True), artifact_file="privacy_report.json")
     tracker.log_text(table.to_csv(float_format="%.6g"), artifact_file="segment_metrics.csv")
     tracker.log_text(json.dumps(dict(pre_stats), indent=2), artifact_file="preprocess_stats.json")
     if hydra_dir is not None and Path(hydra_dir).is_dir():
         tracker.log_artifact(hydra_dir, artifact_path=".hydra")
+
+
+_SECRET_KEYS = ("key", "secret", "password", "token")
+
+
+def _secret(name: str) -> bool:
+    return name.rsplit(".", 1)[-1].lower() in _SECRET_KEYS
+
+
+def redact(params: Mapping[str, str]) -> dict[str, str]:
+    """Flattened params with secrets (``privacy.key``, ...) replaced by ``<redacted>`` when set."""
+    return {k: ("<redacted>" if _secret(k) and v != "null" else v) for k, v in params.items()}
+
+
+def redact_tree(node: Any) -> Any:
+    """The same redaction on a nested config."""
+    if isinstance(node, Mapping):
+        return {k: ("<redacted>" if _secret(str(k)) and v is not None else redact_tree(v)) for k, v in node.items()}
+    if isinstance(node, list):
+        return [redact_tree(v) for v in node]
+    return node
 
 
 def provenance() -> dict[str, str]:

@@ -190,7 +190,7 @@ def test_cutoff_longer_than_catalogue_is_padded() -> None:
 def test_input_validation() -> None:
     model = FakeModel(SCORES, TRAIN)
     other_items = make_dataset([(0, 1)], n_items=7)
-    with pytest.raises(DataValidationError, match="share user and item vocabularies"):
+    with pytest.raises(DataValidationError, match="share user and item indices"):
         evaluate(model, TRAIN, other_items)
     with pytest.raises(ConfigError, match=r"evaluation.cutoffs must be .*; got \[0\]"):
         evaluate(model, TRAIN, TEST, cutoffs=[0])

@@ -205,9 +205,11 @@ def evaluate(
     be recommended with ``exclude_seen=True``; they still count in ``|T|`` (as in implicit) and are left out of
     AUC. A :class:`~privrec.errors.DataWarning` reports how many there are.
     """
-    if train.users != test.users or train.items != test.items:
+    # Index i is the same person in train and test; only the sizes must agree (a pseudonymised train set
+    # relabels the external ids but keeps every index).
+    if train.n_users != test.n_users or train.n_items != test.n_items:
         raise DataValidationError(
-            "train and test must share user and item vocabularies; "
+            "train and test must share user and item indices; "
             f"got {train.n_users}/{test.n_users} users and {train.n_items}/{test.n_items} items. "
             "Split one Dataset so both keep its vocabularies."
         )

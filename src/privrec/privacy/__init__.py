@@ -5,5 +5,9 @@ from privrec.privacy.chain import Chain
 from privrec.privacy.consent import ConsentDrop, NoPrivacy
 from privrec.privacy.k_anonymity import KAnonymity
 from privrec.privacy.microaggregation import ProfileKAnonymity
+from privrec.privacy.minimization import Minimization
+from privrec.privacy.pseudonymization import Pseudonymization
+from privrec.privacy.randomized_response import RandomizedResponse
 
-__all__ = sorted(["Chain", "ConsentDrop", "KAnonymity", "NoPrivacy", "ProfileKAnonymity", "PrivacyReport", "PrivacyTransform", "TransformResult"])
+__all__ = sorted(["Chain", "ConsentDrop", "KAnonymity", "Minimization", "NoPrivacy", "ProfileKAnonymity", "Pseudonymization",
+                  "RandomizedResponse", "PrivacyReport", "PrivacyTransform", "TransformResult"])
