@@ -81,6 +81,11 @@ def _run(argv: list[str], *, debug: bool) -> int:
     import hydra
 
     multirun = any(a in ("-m", "--multirun") for a in argv)
+    info_only = any(a.startswith(("--cfg", "-c", "--help", "-h", "--info", "--hydra-help")) for a in argv)
+    if not multirun and not info_only and "tracking.enabled=false" not in argv:
+        from privrec.tracking.subprocess_tracker import spawn_writer
+
+        spawn_writer()  # imports MLflow on the other core while Hydra composes and the pipeline runs
     state: dict[str, Any] = {"user_error": False}
 
     @hydra.main(version_base="1.3", config_path=str(conf), config_name="config")
@@ -105,6 +110,9 @@ def _run(argv: list[str], *, debug: bool) -> int:
         code = exc.code if isinstance(exc.code, int) else 1
         return 2 if (state["user_error"] and code != 0) else code
     finally:
+        from privrec.tracking.subprocess_tracker import discard_writer
+
+        discard_writer()  # unused when the config failed or tracking is off
         try:
             close_parent_run("FAILED")  # only acts when a sweep ended without on_multirun_end
         except Exception:  # pragma: no cover - the store is gone; nothing more to close
@@ -121,11 +129,16 @@ def _task(cfg, *, multirun: bool) -> dict[str, float]:
     container = OmegaConf.to_container(cfg, resolve=True)
     hydra_dir = Path(HydraConfig.get().runtime.output_dir) / ".hydra"
     tracking = container.get("tracking") or {}
-    if tracking.get("enabled", True):
-        from privrec.tracking.mlflow_tracker import MlflowTracker
+    if tracking.get("enabled", True) and multirun:
+        from privrec.tracking.mlflow_tracker import MlflowTracker  # imported once per sweep process
 
         tracker = MlflowTracker(tracking_uri=tracking.get("tracking_uri"),
                                 experiment=tracking.get("experiment", "privrec"))
+    elif tracking.get("enabled", True):
+        from privrec.tracking.subprocess_tracker import SubprocessMlflowTracker  # MLflow on the other core
+
+        tracker = SubprocessMlflowTracker(tracking_uri=tracking.get("tracking_uri"),
+                                          experiment=tracking.get("experiment", "privrec"))
     else:
         from privrec.tracking.base import MemoryTracker
 

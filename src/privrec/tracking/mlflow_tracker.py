@@ -50,11 +50,13 @@ class MlflowTracker:
     """Records one run in an MLflow store; child of ``parent_run_id`` when given."""
 
     def __init__(self, *, tracking_uri: str | None = None, experiment: str = "privrec",
-                 parent_run_id: str | None = None, run_name: str | None = None) -> None:
+                 parent_run_id: str | None = None, run_name: str | None = None,
+                 start_time: int | None = None) -> None:
         self.tracking_uri = resolve_tracking_uri(tracking_uri)
         self.experiment = experiment
         self.parent_run_id = parent_run_id or os.environ.get("PRIVREC_PARENT_RUN_ID") or None
         self.run_name = run_name
+        self.start_time = start_time
         self.run_id: str | None = None
         self._client = None
         self._thread: threading.Thread | None = None
@@ -73,7 +75,7 @@ class MlflowTracker:
                 tags[MLFLOW_PARENT_RUN_ID] = self.parent_run_id
             if self.run_name:
                 tags[MLFLOW_RUN_NAME] = self.run_name
-            run = client.create_run(experiment_id, tags=tags, run_name=self.run_name)
+            run = client.create_run(experiment_id, start_time=self.start_time, tags=tags, run_name=self.run_name)
             self._client, self.run_id = client, run.info.run_id
         except BaseException as exc:  # re-raised in the caller's thread by _wait
             self._error = exc

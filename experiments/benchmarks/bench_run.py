@@ -1,0 +1,65 @@
+"""Whole-process timings of the CLI on ML-100K, measured in one run (this machine is shared: read ratios).
+
+    python experiments/benchmarks/bench_run.py [--repeats 3] [--sweep]
+
+Prints, for the default ``privrec run`` (ML-100K, 80/20 split, ALS, consent drop 0.25, MLflow SQLite):
+the median wall time, the same without tracking, and a bare ``python -c "import numpy"`` start-up as the
+baseline; with ``--sweep`` also the 30-run sweep ``privrec run -m privacy.rate=0,...,0.9 seed=0,1,2``.
+Targets (issue 2): default run <= 5 s wall; 30-run sweep <= 30 s wall.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def timed(cmd: list[str], cwd: Path, env: dict) -> float:
+    t = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    elapsed = time.perf_counter() - t
+    if proc.returncode != 0:
+        sys.exit(f"command failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stderr[-2000:]}")
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--sweep", action="store_true")
+    args = parser.parse_args()
+    data_dir = os.environ.get("PRIVREC_DATA_DIR", str(REPO.parent / "shared" / "datasets"))
+    privrec = [sys.executable, "-m", "privrec.cli"]
+    with tempfile.TemporaryDirectory() as tmp:
+        cwd = Path(tmp)
+        env = dict(os.environ, PRIVREC_DATA_DIR=data_dir, MLFLOW_TRACKING_URI=f"sqlite:///{tmp}/mlflow.db")
+        timed(privrec + ["run", "progress=false"], cwd, env)  # creates the store's schema once
+        rows = {
+            "python -c 'import numpy' (start-up)": [sys.executable, "-c", "import numpy"],
+            "privrec run tracking.enabled=false": privrec + ["run", "progress=false", "tracking.enabled=false"],
+            "privrec run (default, MLflow)": privrec + ["run", "progress=false"],
+        }
+        results = {name: statistics.median(timed(cmd, cwd, env) for _ in range(args.repeats))
+                   for name, cmd in rows.items()}
+        base = results["privrec run tracking.enabled=false"]
+        print(f"{'command':<45}{'median s':>10}{'ratio':>8}")
+        for name, value in results.items():
+            print(f"{name:<45}{value:>10.2f}{value / base:>8.2f}")
+        print(f"default run target <= 5 s: {'OK' if results['privrec run (default, MLflow)'] <= 5 else 'MISSED'}")
+        if args.sweep:
+            rates = ",".join(str(r / 10) for r in range(10))
+            t = timed(privrec + ["run", "-m", f"privacy.rate={rates}", "seed=0,1,2"], cwd, env)
+            print(f"30-run sweep: {t:.1f} s wall ({t / 30:.2f} s per run; {t / 30 / base:.2f}x a single "
+                  f"untracked run); target <= 30 s: {'OK' if t <= 30 else 'MISSED'}")
+
+
+if __name__ == "__main__":
+    main()

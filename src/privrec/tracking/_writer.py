@@ -1,0 +1,60 @@
+"""MLflow writer process for :class:`~privrec.tracking.subprocess_tracker.SubprocessMlflowTracker`.
+
+Imports MLflow and its SQL store at once (the slow part), then reads one JSON document
+``{"spec": {...}, "record": {...}}`` from stdin, creates the run, writes the record, terminates the run with
+the record's status and prints ``{"run_id": ...}``. Empty input: exits without creating anything.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+
+
+def main() -> int:
+    import mlflow.store.tracking.sqlalchemy_store  # noqa: F401  (warm up while the pipeline computes)
+    import mlflow.tracking  # noqa: F401
+
+    from privrec.tracking.mlflow_tracker import MlflowTracker
+
+    raw = sys.stdin.read()
+    if not raw.strip():
+        return 0
+    document = json.loads(raw)
+    spec, record = document["spec"], document["record"]
+    tracker = MlflowTracker(tracking_uri=spec["tracking_uri"], experiment=spec["experiment"],
+                            parent_run_id=spec.get("parent_run_id"), run_name=spec.get("run_name"),
+                            start_time=spec.get("start_time"))
+    try:
+        tracker._wait()  # opens the store (schema once) and creates the run
+    except Exception as exc:
+        print(json.dumps({"error": f"{type(exc).__name__}: {exc}"}))
+        return 1
+    tags = dict(record.get("tags", {}))
+    error = tags.pop("error", None)
+    try:
+        if record.get("params"):
+            tracker.log_params(record["params"])
+        if record.get("metrics"):
+            tracker.log_metrics(record["metrics"])
+        if tags:
+            tracker.set_tags(tags)
+        for name, text in record.get("texts", {}).items():
+            tracker.log_text(text, artifact_file=name)
+        for path, artifact_path in record.get("paths", []):
+            tracker.log_artifact(path, artifact_path=artifact_path)
+    except Exception as exc:
+        tracker.finish("FAILED", error=f"recording failed: {type(exc).__name__}")
+        print(json.dumps({"error": f"{type(exc).__name__}: {exc}"}))
+        return 1
+    tracker.finish(record.get("status", "FINISHED"), error=error)
+    print(json.dumps({"run_id": tracker.run_id}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
