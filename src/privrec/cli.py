@@ -66,7 +66,7 @@ def _check_choices(overrides: list[str], conf: Path) -> None:
         if key not in groups or value.startswith(("choice(", "range(", "glob(")):
             continue
         available = sorted(p.stem for p in (conf / key).glob("*.yaml"))
-        for option in value.split(","):
+        for option in value.strip("[]").split(","):
             if option and option != "null" and option not in available:
                 raise ConfigError(f"{key} must be one of {available}; got {option!r}.")
 
@@ -198,8 +198,10 @@ def summary(cfg: dict, result, *, multirun: bool = False, job: Any = None) -> st
         lines.append("  privacy: " + ", ".join(f"{k.removeprefix('privacy/')}={m[k]:.4g}" for k in shown))
     attacks = [k for k in m if k.startswith("attack/")]
     if attacks:
-        lines.append("  attacks: " + ", ".join(f"{k.removeprefix('attack/')}={m[k]:.3f}" for k in attacks[:8])
-                     + (f" (+{len(attacks) - 8} more in MLflow)" if len(attacks) > 8 else ""))
+        reid = sorted((k for k in attacks if k.startswith("attack/reid_rate_m")), key=lambda k: int(k.rsplit("m", 1)[1]))
+        headline = reid[-1:] + [k for k in attacks if "auc" in k and "tpr" not in k]
+        lines.append("  attacks: " + ", ".join(f"{k.removeprefix('attack/')}={m[k]:.3f}" for k in headline)
+                     + f" ({len(attacks)} attack metrics in MLflow)")
     lines.append(f"  MLflow: {result.tracking}")
     lines.append("  compare runs: privrec ui")
     return "\n".join(lines)

@@ -28,7 +28,7 @@ from privrec.tracking.base import MemoryTracker, Tracker
 
 __all__ = ["RunResult", "load_data", "run", "segments_for"]
 
-STAGES = ("load", "split", "privacy", "fit", "evaluate", "record")
+STAGES = ("load", "split", "privacy", "fit", "evaluate", "attack", "record")
 _LIBRARIES = ("implicit", "numpy", "scipy", "pandas", "mlflow", "hydra-core", "threadpoolctl")
 
 
@@ -90,6 +90,7 @@ def run(
     splitter = build(cfg["split"], name="split")
     transform = build(cfg["privacy"], name="privacy")
     model = build_model(cfg)
+    attacks = build(cfg.get("attack") or {}, name="attack")  # {name: attack}; empty with attack=none
     eval_cfg = dict(cfg.get("evaluation") or {})
     cutoffs = tuple(int(k) for k in eval_cfg.get("cutoffs", (10, 20)))
     if not cutoffs or min(cutoffs) < 1:
@@ -128,8 +129,14 @@ def run(
                               item_popularity=true_popularity, batch_size=int(eval_cfg.get("batch_size", 2048)))
         timings["evaluate"] = time.perf_counter() - t
 
+        t = time.perf_counter()
+        stage("attack")
+        attack_metrics, attack_missing = run_attacks(attacks, split, treated, model, rngs.attack)
+        timings["attack"] = time.perf_counter() - t
+
         stage("record")
         metrics = dict(evaluation.to_metrics(prefix="eval"))
+        metrics.update(attack_metrics)
         metrics.update({f"privacy/{k}": float(v) for k, v in treated.report.metrics.items()})
         metrics.update({f"data/{k}": float(v) for k, v in data.summary().items()})
         metrics["data/test_users"] = float((split.test.user_counts > 0).sum())
@@ -138,6 +145,7 @@ def run(
         metrics["model/fallback_users"] = float(getattr(model, "n_fallback_users_", 0))
         metrics.update({f"time/{k}_s": v for k, v in timings.items()})
         table = evaluation.table()
+        tracker.set_tags({f"attack.missing.{k}": v for k, v in attack_missing.items()})
         _record(tracker, cfg, metrics, treated.report, table, pre_stats, data_sha, data.name, hydra_dir)
         tracker.finish("FINISHED")
     except BaseException as exc:
@@ -145,6 +153,29 @@ def run(
         raise
     return RunResult(metrics=metrics, report=treated.report, segment_table=table, data_sha256=data_sha,
                      tracking=tracker.describe(), timings=timings)
+
+
+def run_attacks(attacks: Mapping[str, Any], split: Any, treated: Any, model: Any,
+                rng: np.random.Generator) -> tuple[dict[str, float], dict[str, str]]:
+    """Run each configured attack on its own child stream; metrics as ``attack/<name>``.
+
+    Metrics an attack could not compute (e.g. no user factors for a popularity model) are returned as
+    ``{metric: reason}`` and recorded as ``attack.missing.<metric>`` tags, so a sweep keeps going.
+    """
+    if not attacks:
+        return {}, {}
+    from privrec.attacks import AttackTarget
+
+    target = AttackTarget(original=split.train, released=treated.data, test=split.test, model=model,
+                          withheld=treated.withheld if treated.withheld is not None and treated.withheld.any()
+                          else None)
+    metrics: dict[str, float] = {}
+    missing: dict[str, str] = {}
+    for (name, attack), child in zip(attacks.items(), rng.spawn(len(attacks))):
+        result = attack.run(target, rng=child)
+        metrics.update({f"attack/{k}": float(v) for k, v in result.metrics.items()})
+        missing.update({k: str(v) for k, v in result.missing.items()})
+    return metrics, missing
 
 
 def build_model(cfg: Mapping[str, Any]) -> Any:

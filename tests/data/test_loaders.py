@@ -54,7 +54,7 @@ def test_movielens_100k_real_copy(datasets_dir, monkeypatch):
     assert zips.str.startswith("0").any()  # leading zeros kept
     assert (~zips.str.fullmatch(r"\d{5}")).any()  # non-numeric zip codes kept as given
     assert (attrs["age_band"] == age_band(attrs["age"])).all()
-    assert data.schema.quasi_identifiers == ("age", "gender", "occupation", "zip_code")
+    assert data.schema.quasi_identifiers == ("age", "gender", "occupation", "zip_code", "age_band")
     assert data.schema.sensitive == ("gender", "age_band")
     assert data.schema.numeric == ("age",)
     assert dict(data.schema.hierarchies) == {"zip_code": "prefix"}
@@ -133,7 +133,7 @@ def test_movielens_1m_small_files(tmp_path):
     assert attrs["gender"].tolist() == ["M", "M", "F"]
     assert attrs["occupation"].tolist() == ["self-employed", "other", "K-12 student"]
     assert attrs["zip_code"].tolist() == ["70072", "98107-2117", "01234"]
-    assert data.schema.quasi_identifiers == ("age", "gender", "occupation", "zip_code")
+    assert data.schema.quasi_identifiers == ("age", "gender", "occupation", "zip_code", "age_band")
     assert data.schema.sensitive == ("gender", "age_band")
 
 

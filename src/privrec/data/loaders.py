@@ -49,8 +49,10 @@ _ML1M_OCCUPATIONS: tuple[str, ...] = (
     "unemployed", "writer",
 )  # fmt: skip
 
+# age_band is derived from age, so it is a quasi-identifier too: releasing it raw beside a generalised age
+# would undo the generalisation. gender and age_band are also the sensitive attributes that attacks infer.
 _MOVIELENS_SCHEMA = Schema(
-    quasi_identifiers=("age", "gender", "occupation", "zip_code"),
+    quasi_identifiers=("age", "gender", "occupation", "zip_code", "age_band"),
     sensitive=("gender", "age_band"),
     numeric=("age",),
     hierarchies=(("zip_code", "prefix"),),

@@ -1,0 +1,196 @@
+"""Membership inference against a trained recommender, from its scores."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import scipy.sparse as sp
+from numpy.typing import NDArray
+from scipy.stats import rankdata
+from sklearn.metrics import roc_auc_score, roc_curve
+
+from privrec.attacks._sparse import contains, sorted_unique
+from privrec.attacks.base import AttackResult, AttackTarget, check_int, check_run_args
+
+__all__ = ["MembershipInference"]
+
+_OWNER = "membership_inference"
+_FPR = 0.01
+_MAX_ROUNDS = 64
+
+
+@dataclass(frozen=True, kw_only=True)
+class MembershipInference:
+    """Score-based membership inference on the fitted model (a black-box attacker who sees scores).
+
+    The signal is the model's score, normalised **per user**: an item's percentile rank within the user's
+    own score row over the whole catalogue (``model.score(users)``, seen items not masked; average rank for
+    ties, ``(rank - 0.5) / n_items``), so users with large and small raw scores are comparable and the
+    attack is threshold-free per user. A higher percentile means "more likely a training member". Pooled
+    over users, the members-vs-non-members ROC gives:
+
+    **Interaction level** (in the spirit of Shokri et al., S&P 2017, and Zhang et al., "Membership Inference
+    Attacks Against Recommender Systems", CCS 2021, but at the granularity of single interactions):
+    members are the distinct (user, item) pairs of ``released`` -- what the model was trained on -- for
+    users with a released row (``max_users`` draws a random subset of them). Non-members are
+
+    - ``test``: the same users' held-out pairs (``target.test``) that are not in their original or released
+      training data -> ``mia_auc_test``, ``mia_tpr_at_1fpr_test``;
+    - ``random``: ``negatives`` items per member pair, drawn uniformly among the items the user has neither
+      in original, released nor test data -> ``mia_auc_random``, ``mia_tpr_at_1fpr_random``.
+
+    **User level** (only when ``target.withheld`` marks someone): does the model reveal *whether a user was
+    in the training data*? A user's signal is the mean percentile of their original training items under the
+    model (opted-out users are served by the model's fallback, as a real attacker querying for them would
+    see). Members: consenting users with a released row; non-members: opted-out users with original data
+    (each capped at ``max_users``) -> ``mia_user_auc``, ``mia_user_tpr_at_1fpr``. When nobody was withheld
+    these are recorded in ``missing``.
+
+    ``..._tpr_at_1fpr``: the largest true-positive rate of a score threshold whose false-positive rate is
+    at most 1% (Carlini et al., "Membership Inference Attacks From First Principles", S&P 2022, argue
+    for this low-FPR view). AUC and ROC from :func:`sklearn.metrics.roc_auc_score` / ``roc_curve``. Counts:
+    ``mia_users``, ``mia_user_members``, ``mia_user_nonmembers``. Without a model every metric is missing.
+
+    Score rows are computed densely in batches of users (about ``block_elements`` floats at a time).
+    """
+
+    negatives: int = 1
+    max_users: int | None = None
+
+    #: Upper bound on the elements of one dense block of score rows.
+    block_elements: ClassVar[int] = 1 << 22
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "negatives", check_int(_OWNER, "negatives", self.negatives, minimum=1))
+        object.__setattr__(self, "max_users", check_int(_OWNER, "max_users", self.max_users, minimum=1,
+                                                        allow_none=True))
+
+    def run(self, target: AttackTarget, *, rng: np.random.Generator) -> AttackResult:
+        check_run_args("MembershipInference", target, rng)
+        metrics: dict[str, float] = {}
+        missing: dict[str, str] = {}
+        interaction_names = ("mia_auc_test", "mia_tpr_at_1fpr_test", "mia_auc_random", "mia_tpr_at_1fpr_random")
+        user_names = ("mia_user_auc", "mia_user_tpr_at_1fpr")
+        model = target.model
+        if model is None or not callable(getattr(model, "score", None)):
+            reason = ("no model was given." if model is None
+                      else f"the model ({type(model).__name__}) has no score method.")
+            return AttackResult("membership_inference", metrics, dict.fromkeys(interaction_names + user_names, reason))
+
+        released = _binary(target.released)
+        original = _binary(target.original)
+        test = _binary(target.test)
+        n_items = released.shape[1]
+
+        # ---------------------------------------------------------- interaction level
+        users = np.flatnonzero(np.diff(released.indptr) > 0)
+        users = self._sample(users, rng)
+        metrics["mia_users"] = float(len(users))
+        known = ((original[users] + released[users] + test[users]) > 0).astype(np.float32).tocsr()
+        member_u, member_i = _pairs(released[users], users)
+        held = test[users] - test[users].multiply((original[users] + released[users]) > 0)
+        held.eliminate_zeros()
+        test_u, test_i = _pairs(held.tocsr(), users)
+        neg_u, neg_i = self._negatives(np.repeat(member_u, self.negatives), known, users, n_items, rng)
+        all_u = np.concatenate([member_u, test_u, neg_u])
+        all_i = np.concatenate([member_i, test_i, neg_i])
+        pct = self._percentiles(model, all_u, all_i, n_items)
+        p_member, p_test, p_neg = np.split(pct, [len(member_u), len(member_u) + len(test_u)])
+        for kind, non in (("test", p_test), ("random", p_neg)):
+            names = (f"mia_auc_{kind}", f"mia_tpr_at_1fpr_{kind}")
+            if len(p_member) == 0 or len(non) == 0:
+                what = "member" if len(p_member) == 0 else ("held-out test" if kind == "test" else "random non-member")
+                for name in names:
+                    missing[name] = f"no {what} interactions among {len(users)} users."
+                continue
+            metrics[names[0]], metrics[names[1]] = _roc(p_member, non)
+
+        # ---------------------------------------------------------- user level
+        withheld = target.withheld
+        if withheld is None or not withheld.any():
+            for name in user_names:
+                missing[name] = "no user was withheld (nobody opted out), so there are no non-member users."
+            return AttackResult("membership_inference", metrics, missing)
+        has_original = np.diff(original.indptr) > 0
+        members = self._sample(np.flatnonzero(~withheld & (np.diff(released.indptr) > 0)), rng)
+        outsiders = self._sample(np.flatnonzero(withheld & has_original), rng)
+        metrics["mia_user_members"] = float(len(members))
+        metrics["mia_user_nonmembers"] = float(len(outsiders))
+        if len(members) == 0 or len(outsiders) == 0:
+            for name in user_names:
+                missing[name] = (f"need member and non-member users with data; got {len(members)} members and "
+                                 f"{len(outsiders)} non-members.")
+            return AttackResult("membership_inference", metrics, missing)
+        group = np.concatenate([members, outsiders])
+        u, i = _pairs(original[group], group)
+        pct = self._percentiles(model, u, i, n_items)
+        # mean per user: `u` is grouped by position in `group`
+        position = np.repeat(np.arange(len(group)), np.diff(original[group].indptr))
+        signal = np.bincount(position, weights=pct, minlength=len(group)) / np.maximum(
+            np.bincount(position, minlength=len(group)), 1)
+        metrics["mia_user_auc"], metrics["mia_user_tpr_at_1fpr"] = _roc(signal[: len(members)], signal[len(members):])
+        return AttackResult("membership_inference", metrics, missing)
+
+    # ------------------------------------------------------------------ internals
+    def _sample(self, users: NDArray[np.int64], rng: np.random.Generator) -> NDArray[np.int64]:
+        if self.max_users is None or len(users) <= self.max_users:
+            return users
+        return np.sort(rng.choice(users, size=self.max_users, replace=False))
+
+    def _negatives(self, owners: NDArray[np.int64], known: sp.csr_matrix, users: NDArray[np.int64], n_items: int,
+                   rng: np.random.Generator) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        """Uniform items the owner has in none of the datasets (rejection sampling, in rounds)."""
+        # `known` rows follow `users`; keys (position of user, item)
+        pos_of = np.searchsorted(users, owners)
+        forbidden = np.sort(np.repeat(np.arange(len(users), dtype=np.int64), np.diff(known.indptr)) * n_items
+                            + known.indices)
+        full = np.diff(known.indptr) >= n_items  # users who hold every item get no negative
+        todo = np.flatnonzero(~full[pos_of]) if len(owners) else np.zeros(0, dtype=np.int64)
+        items = np.full(len(owners), -1, dtype=np.int64)
+        for _ in range(_MAX_ROUNDS):
+            if todo.size == 0:
+                break
+            draw = rng.integers(0, n_items, size=todo.size)
+            bad = contains(forbidden, pos_of[todo] * n_items + draw)
+            items[todo[~bad]] = draw[~bad]
+            todo = todo[bad]
+        ok = items >= 0
+        return owners[ok], items[ok]
+
+    def _percentiles(self, model: Any, users: NDArray[np.int64], items: NDArray[np.int64], n_items: int) -> NDArray:
+        """Per-user percentile rank of each (user, item) score, batched over distinct users."""
+        out = np.zeros(len(users))
+        if len(users) == 0:
+            return out
+        order = np.argsort(users, kind="stable")
+        distinct = sorted_unique(users)
+        inverse = np.searchsorted(distinct, users)  # position of each pair's user among the distinct users
+        batch = max(1, self.block_elements // max(1, n_items))
+        bounds = np.searchsorted(inverse[order], np.arange(0, len(distinct) + batch, batch))
+        for b, start in enumerate(range(0, len(distinct), batch)):
+            rows = np.asarray(model.score(distinct[start : start + batch]), dtype=np.float64)
+            pct = (rankdata(rows, method="average", axis=1) - 0.5) / n_items
+            sel = order[bounds[b] : bounds[b + 1]]
+            out[sel] = pct[inverse[sel] - start, items[sel]]
+        return out
+
+
+def _binary(data: Any) -> sp.csr_matrix:
+    m = data.to_csr(binary=True)
+    m.sort_indices()
+    return m
+
+
+def _pairs(rows: sp.csr_matrix, users: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """(user, item) of every stored entry of ``rows`` (row ``k`` belongs to ``users[k]``)."""
+    rows = rows.tocsr()
+    return np.repeat(users, np.diff(rows.indptr)).astype(np.int64), rows.indices.astype(np.int64)
+
+
+def _roc(members: NDArray, others: NDArray) -> tuple[float, float]:
+    y = np.concatenate([np.ones(len(members), dtype=bool), np.zeros(len(others), dtype=bool)])
+    s = np.concatenate([members, others])
+    fpr, tpr, _ = roc_curve(y, s)
+    return float(roc_auc_score(y, s)), float(tpr[fpr <= _FPR].max())
