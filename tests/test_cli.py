@@ -93,3 +93,19 @@ def test_bad_input_is_one_line_exit_2(tmp_path, shared_data_dir, args, expected)
 def test_debug_shows_traceback(tmp_path, shared_data_dir):
     proc = _privrec(["run", "privacy.rate=1.5", "--debug"], tmp_path, shared_data_dir)
     assert proc.returncode != 0 and "Traceback" in proc.stderr
+
+
+@pytest.mark.slow
+def test_reproduce_a_recorded_run(tmp_path, shared_data_dir):
+    proc = _privrec(["run", "model.iterations=3", "seed=4"], tmp_path, shared_data_dir)
+    assert proc.returncode == 0, proc.stderr
+    (run,) = _runs(tmp_path)
+    proc = _privrec(["reproduce", run.info.run_id], tmp_path, shared_data_dir)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith(f"privrec: reproduced run {run.info.run_id}:") and "identical" in proc.stdout
+    # tamper with a recorded metric: reproduce must show a readable diff and fail
+    _client(tmp_path).log_metric(run.info.run_id, "eval/ndcg_at_10", 0.123)
+    proc = _privrec(["reproduce", run.info.run_id], tmp_path, shared_data_dir)
+    assert proc.returncode == 1 and "eval/ndcg_at_10" in proc.stderr and "recorded 0.123" in proc.stderr
+    proc = _privrec(["reproduce", "0123456789abcdef"], tmp_path, shared_data_dir)
+    assert proc.returncode == 2 and "reproduce run id must name a run" in proc.stderr

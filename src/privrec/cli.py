@@ -28,6 +28,7 @@ commands:
   release [overrides] out=DIR write the treated dataset (interactions, attributes, privacy report), no training
   data fetch NAME             download a dataset into data_dir (ml-100k)
   data info [overrides...]    describe the configured dataset
+  reproduce RUN_ID            re-run a recorded run from its resolved config and compare every metric
   ui [--port N]               open the MLflow UI on the tracking store (127.0.0.1 only)
 
 options: --debug  show full tracebacks;  privrec run --help  lists config groups and options
@@ -267,6 +268,29 @@ def _release(argv: list[str]) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------- reproduce
+def _reproduce(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="privrec reproduce")
+    parser.add_argument("run_id")
+    parser.add_argument("--tracking-uri", default=None)
+    parser.add_argument("--data-dir", default=None)
+    args = parser.parse_args(argv)
+    from privrec.reproduce import reproduce
+
+    rep = reproduce(args.run_id, tracking_uri=args.tracking_uri, data_dir=args.data_dir)
+    rule = "identical" if rep.deterministic else f"within {rep.tolerance} (non-deterministic model config)"
+    if rep.ok:
+        print(f"privrec: reproduced run {rep.run_id}: {rep.compared} metrics {rule}; dataset sha256 matches.")
+        return 0
+    print(f"privrec: run {rep.run_id} did NOT reproduce ({len(rep.differences)} of {rep.compared} metrics differ, "
+          f"rule: {rule}; {len(rep.missing)} missing):", file=sys.stderr)
+    for key, old, new in rep.differences[:40]:
+        print(f"  {key:<50} recorded {old:.6g}  now {new:.6g}  diff {new - old:+.3g}", file=sys.stderr)
+    for key in rep.missing[:20]:
+        print(f"  {key:<50} recorded, but not produced now", file=sys.stderr)
+    return 1
+
+
 # ---------------------------------------------------------------------------- ui
 def _ui(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="privrec ui")
@@ -307,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     command, rest = argv[0], argv[1:]
     handlers = {"run": lambda: _run(rest, debug=debug), "data": lambda: _data(rest), "ui": lambda: _ui(rest),
-                "release": lambda: _release(rest)}
+                "release": lambda: _release(rest), "reproduce": lambda: _reproduce(rest)}
     if command not in handlers:
         return _fail(f"command must be one of {sorted(handlers)}; got {command!r}. See privrec --help.")
     try:

@@ -17,6 +17,7 @@ from pathlib import Path
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 # MLflow logs schema migrations at INFO; keep the console for privrec's own output.
 os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 __all__ = ["DEFAULT_TRACKING_URI", "MlflowTracker", "ensure_store", "resolve_tracking_uri"]
 

@@ -1,0 +1,51 @@
+"""Reading one recorded run back (for ``privrec reproduce``)."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from privrec.errors import ConfigError
+from privrec.tracking.mlflow_tracker import resolve_tracking_uri
+
+__all__ = ["RecordedRun", "load_recorded_run"]
+
+
+@dataclass(frozen=True)
+class RecordedRun:
+    run_id: str
+    status: str
+    config: dict[str, Any]
+    metrics: dict[str, float]
+    tags: dict[str, str]
+
+
+def load_recorded_run(run_id: str, *, tracking_uri: str | None = None) -> RecordedRun:
+    """The resolved config, metrics and tags of a run; one-line ConfigError when it cannot be found."""
+    import yaml
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    uri = resolve_tracking_uri(tracking_uri)
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
+        raise ConfigError(f"reproduce needs an existing tracking store; {uri!r} does not exist. "
+                          f"Pass --tracking-uri or set MLFLOW_TRACKING_URI.")
+    client = MlflowClient(uri)
+    try:
+        run = client.get_run(run_id)
+    except MlflowException:
+        raise ConfigError(f"reproduce run id must name a run in {uri}; got {run_id!r}. "
+                          f"List runs with: privrec ui") from None
+    except Exception as exc:  # unreachable store, bad URI scheme, ...
+        raise ConfigError(f"reproduce could not reach the tracking store {uri!r}: {type(exc).__name__}.") from None
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            path = client.download_artifacts(run_id, "config/resolved.yaml", tmp)
+        except Exception:
+            raise ConfigError(f"reproduce needs the run's config/resolved.yaml artifact; run {run_id!r} has none "
+                              f"(not a privrec run, or a sweep's parent run).") from None
+        config = yaml.safe_load(Path(path).read_text())
+    return RecordedRun(run_id=run_id, status=run.info.status, config=config, metrics=dict(run.data.metrics),
+                       tags=dict(run.data.tags))
