@@ -21,9 +21,12 @@ def test_every_option_composes_and_builds(group, option):
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose(config_name="config", overrides=[f"{group}={option}", *EXTRA.get((group, option), [])])
     container = OmegaConf.to_container(cfg, resolve=True)
-    if group == "model":
+    if group in ("model", "experiment"):
         assert build_model(container) is not None
-    else:
+    if group == "experiment":  # a preset: every treatment and attack it names builds
+        assert build(container["privacy"], name="privacy") is not None
+        assert build(container["attack"], name="attack") is not None
+    elif group != "model":
         assert build(container[group], name=group) is not None
 
 

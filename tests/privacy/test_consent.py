@@ -94,3 +94,21 @@ def test_rate_zero_is_identity():
     data = tiny_dataset()
     res = ConsentDrop(rate=0.0).apply(data, rng=np.random.default_rng(0))
     assert res.data.checksum() == data.checksum()
+
+
+class TestConsentAttributeOdds(TransformConformance):
+    def make_transform(self):
+        return ConsentDrop(rate=0.3, mechanism="attribute", attribute="gender", odds={"F": 3.0})
+
+    def bad_configs(self):
+        return [{"mechanism": "attribute", "attribute": "gender", "odds": {"F": 0.0}},
+                {"mechanism": "attribute", "attribute": "gender", "odds": {"F": 2.0}, "rates": {"F": 0.2}}]
+
+
+def test_attribute_odds_keep_overall_rate_and_skew_groups():
+    data = tiny_dataset(n_users=400, seed=4)
+    res = ConsentDrop(rate=0.3, mechanism="attribute", attribute="gender", odds={"F": 4.0}).apply(
+        data, rng=np.random.default_rng(0))
+    g = data.user_attributes["gender"].to_numpy()
+    assert res.withheld.sum() == 120
+    assert res.withheld[g == "F"].mean() > 2 * res.withheld[g == "M"].mean()

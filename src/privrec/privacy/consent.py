@@ -48,8 +48,11 @@ class ConsentDrop:
     - ``activity``: exactly ``round(rate * n)`` users, sampled without replacement with probability
       proportional to ``activity ** strength`` (``strength > 0``: heavy users opt out more; ``< 0``: less;
       ``0``: uniform). Weighted sampling by Efraimidis & Spirakis (2006) keys.
-    - ``attribute``: per-group rates for one user attribute, e.g. ``rates={"F": 0.4, "M": 0.1}``; exactly
-      ``round(rate_g * n_g)`` users of group ``g`` opt out; groups not listed use ``rate``.
+    - ``attribute``: opt-out tied to one user attribute, either by per-group rates, e.g.
+      ``rates={"F": 0.4, "M": 0.1}`` (exactly ``round(rate_g * n_g)`` users of group ``g`` opt out; groups not
+      listed use ``rate``), or by relative ``odds``, e.g. ``odds={"F": 2.0}``: exactly ``round(rate * n)``
+      users opt out overall, sampled without replacement with weight ``odds[g]`` (1 for groups not listed),
+      so the overall rate stays sweepable while one group opts out more.
 
     The report is measured on the output: users and interactions withheld (users with data in the input and
     none in the output), overall and per value of each sensitive attribute and of ``attribute``.
@@ -60,6 +63,7 @@ class ConsentDrop:
     strength: float = 1.0
     attribute: str | None = None
     rates: Mapping[str, float] | None = None
+    odds: Mapping[str, float] | None = None
 
     def __post_init__(self) -> None:
         _check_rate("consent_drop.rate", self.rate)
@@ -70,8 +74,16 @@ class ConsentDrop:
         if self.mechanism == "attribute":
             if not self.attribute:
                 raise ConfigError("consent_drop.attribute must name a user attribute when mechanism='attribute'; got None.")
-            if not self.rates:
-                raise ConfigError("consent_drop.rates must map attribute values to rates when mechanism='attribute'; got None.")
+            if bool(self.rates) == bool(self.odds):
+                raise ConfigError("consent_drop.rates or consent_drop.odds (exactly one) must map attribute values "
+                                  "to rates / relative odds when mechanism='attribute'; got "
+                                  f"{'both' if self.rates else 'neither'}.")
+        if self.odds is not None:
+            odds = {str(k): float(v) for k, v in dict(self.odds).items()}
+            for key, value in odds.items():
+                if not (np.isfinite(value) and value > 0):
+                    raise ConfigError(f"consent_drop.odds.{key} must be a positive number; got {value!r}.")
+            object.__setattr__(self, "odds", odds)
         if self.rates is not None:
             rates = {str(k): float(v) for k, v in dict(self.rates).items()}
             for key, value in rates.items():
@@ -90,12 +102,19 @@ class ConsentDrop:
                     f"columns are {sorted(map(str, data.user_attributes.columns))}."
                 )
             values = data.user_attributes[self.attribute].astype("string").to_numpy(dtype=object, na_value=None)
-            unknown = set(self.rates) - {str(v) for v in values if v is not None}
+            given = self.rates or self.odds
+            unknown = set(given) - {str(v) for v in values if v is not None}
             if unknown:
                 raise ConfigError(
-                    f"consent_drop.rates names {len(unknown)} value(s) that attribute {self.attribute!r} never takes; "
-                    f"check the spelling of the keys."
+                    f"consent_drop.{'rates' if self.rates else 'odds'} names {len(unknown)} value(s) that attribute "
+                    f"{self.attribute!r} never takes; check the spelling of the keys."
                 )
+            if self.odds:
+                w = np.array([self.odds.get(str(v), 1.0) for v in pd.unique(values)])
+                codes = pd.factorize(values)[0]
+                keys = -np.log(rng.random(data.n_users)) / np.where(codes >= 0, w[codes], 1.0)
+                _take_smallest(out, eligible, keys, self.rate)
+                return out
             keys = rng.random(data.n_users)
             for value in sorted({str(v) for v in values if v is not None}):
                 group = eligible & (values == value)
