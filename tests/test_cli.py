@@ -69,6 +69,29 @@ def test_multirun_has_parent_and_finished_children(tmp_path, shared_data_dir):
     assert {r.data.tags["mlflow.parentRunId"] for r in children} == {parents[0].info.run_id}
     assert sorted(float(r.data.params["privacy.rate"]) for r in children) == [0.0, 0.0, 0.5, 0.5]
     assert all("eval/ndcg_at_10" in r.data.metrics for r in children)
+    # the report over this real sweep: figure and tables written and logged to the parent run
+    proc = _privrec(["report", "--x", "privacy.rate", "--out", "rep"], tmp_path, shared_data_dir)
+    assert proc.returncode == 0, proc.stderr
+    for name in ("frontier.png", "frontier.svg", "table.md", "table.tex"):
+        assert (tmp_path / "rep" / name).stat().st_size > 0
+    assert "| ALS | 0.5 | 2 |" in (tmp_path / "rep" / "table.md").read_text()
+    logged = {f.path for f in _client(tmp_path).list_artifacts(parents[0].info.run_id, "report")}
+    assert "report/frontier.png" in logged
+    proc = _privrec(["report", "--y", "eval/nope"], tmp_path, shared_data_dir)
+    assert proc.returncode == 2 and "eval/ndcg_at_10" in proc.stderr  # names what exists
+
+
+@pytest.mark.slow
+def test_parallel_sweep_of_32_jobs_into_a_fresh_store(tmp_path, shared_data_dir):
+    proc = _privrec(["run", "-m", "privacy.rate=0,0.1,0.2,0.3,0.4,0.5,0.6,0.7", "seed=0,1,2,3", "attack=none",
+                     "model.iterations=2", "model.factors=8"], tmp_path, shared_data_dir, PRIVREC_JOBS="2")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    runs = _runs(tmp_path)
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId")]
+    assert len(children) == 32 and all(r.info.status == "FINISHED" for r in runs)
+    keys = set(children[0].data.metrics)
+    assert {"eval/ndcg_at_10", "eval/opted_out/recall_at_20", "privacy/users_withheld"} <= keys
+    assert all(set(r.data.metrics) == keys for r in children)
 
 
 @pytest.mark.parametrize(

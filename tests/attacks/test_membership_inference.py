@@ -130,3 +130,17 @@ def test_deterministic_and_no_ids():
     assert a == b
     assert (train.checksum(), released.checksum(), test.checksum()) == before
     assert SECRET not in repr(a.to_dict()) + " ".join(str(w.message) for w in caught)
+
+
+def test_average_rank_matches_scipy_rankdata():
+    from scipy.stats import rankdata
+
+    from privrec.attacks.membership_inference import _average_rank
+
+    rng = np.random.default_rng(0)
+    for trial in range(30):
+        rows = rng.integers(0, 5, (7, 13)).astype(float) * rng.choice([1, 0.001, 1000]) + rng.normal(0, 1, (7, 1))
+        if trial % 5 == 0:
+            rows[0, 3], rows[1, 2] = np.inf, -np.inf
+        r, c = rng.integers(0, 7, 40), rng.integers(0, 13, 40)
+        np.testing.assert_allclose(_average_rank(rows, r, c), rankdata(rows, method="average", axis=1)[r, c])
