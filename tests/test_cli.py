@@ -132,3 +132,20 @@ def test_reproduce_a_recorded_run(tmp_path, shared_data_dir):
     assert proc.returncode == 1 and "eval/ndcg_at_10" in proc.stderr and "recorded 0.123" in proc.stderr
     proc = _privrec(["reproduce", "0123456789abcdef"], tmp_path, shared_data_dir)
     assert proc.returncode == 2 and "reproduce run id must name a run" in proc.stderr
+
+
+def test_data_info_and_fetch_use_the_configured_data_dir(tmp_path, shared_data_dir):
+    proc = _privrec(["data", "info"], tmp_path, shared_data_dir)
+    assert proc.returncode == 0, proc.stderr
+    assert "943" in proc.stdout and "sha256" in proc.stdout
+    proc = _privrec(["data", "fetch", "ml-100k", "--data-dir", str(shared_data_dir)], tmp_path, shared_data_dir)
+    assert proc.returncode == 0 and "ready" in proc.stdout  # present and verified: nothing downloaded
+    proc = _privrec(["data", "fetch", "ml-20m"], tmp_path, shared_data_dir)
+    assert proc.returncode == 2 and "data fetch supports ['ml-100k']" in proc.stderr
+
+
+def test_help_lists_the_commands(tmp_path, shared_data_dir):
+    proc = _privrec(["--help"], tmp_path, shared_data_dir)
+    assert proc.returncode == 0
+    for command in ("run", "release", "report", "reproduce", "data fetch", "ui"):
+        assert command in proc.stdout
