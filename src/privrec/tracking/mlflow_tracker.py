@@ -8,7 +8,6 @@ creating the run) can start in a background thread while the pipeline computes: 
 from __future__ import annotations
 
 import os
-import tempfile
 import threading
 import time
 from collections.abc import Mapping
