@@ -169,6 +169,13 @@ def _task(cfg, *, multirun: bool) -> dict[str, float]:
         if bar is not None:
             bar.close()
     print(summary(container, result, multirun=multirun, job=HydraConfig.get().job.get("num")))
+    objectives = container.get("objectives")
+    if objectives:  # a sweeper that optimises (Optuna) gets the named metrics, in order
+        missing = [k for k in objectives if k not in result.metrics]
+        if missing:
+            raise ConfigError(f"objectives must name metrics the run produces; got {missing[0]!r}; "
+                              f"e.g. {sorted(k for k in result.metrics if k.startswith(('eval/', 'attack/')))[:8]}.")
+        return tuple(float(result.metrics[k]) for k in objectives)
     return result.metrics
 
 
@@ -281,6 +288,8 @@ def _report(argv: list[str]) -> int:
                         "(attack/reid_rate_m8); default: the swept privacy.* param")
     parser.add_argument("--y", default="eval/ndcg_at_10", help="accuracy metric")
     parser.add_argument("--panels", default=None, help="e.g. overall,consent,gender")
+    parser.add_argument("--group", default="model", help="one line per value of this config group or param; "
+                        "'none' for a single line")
     parser.add_argument("--baseline", default=None, help="x value (or param=value) to compare against")
     parser.add_argument("--measure", action="append", default=[], help="extra metric columns for the table")
     parser.add_argument("--out", default=None, help="output folder (default: report/<experiment>)")
@@ -296,7 +305,8 @@ def _report(argv: list[str]) -> int:
     x = args.x or default_x(runs)
     out = Path(args.out or Path("report") / args.experiment)
     out.mkdir(parents=True, exist_ok=True)
-    paths = write_report(runs, x=x, y=args.y, out_dir=out, panels=args.panels, baseline=args.baseline,
+    group = None if args.group.lower() == "none" else args.group
+    paths = write_report(runs, x=x, y=args.y, out_dir=out, group=group, panels=args.panels, baseline=args.baseline,
                          measures=args.measure, title=f"{args.experiment}: {len(runs)} runs")
     parent = runs.attrs.get("sweep_run_id")
     if parent:
