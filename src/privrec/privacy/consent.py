@@ -23,12 +23,16 @@ class NoPrivacy:
     """The identity: train on everything (the no-privacy baseline)."""
 
     def apply(self, data: Dataset, *, rng: np.random.Generator) -> TransformResult:
-        report = PrivacyReport(
+        return TransformResult(data=data, report=self.measure(data, data), withheld=report_withheld(data, data))
+
+    def measure(self, original: Dataset, released: Dataset) -> PrivacyReport:
+        """Users and interactions withheld (none, for the identity), measured by comparing input and output."""
+        return PrivacyReport(
             transform="none",
             guarantee="No privacy treatment: every interaction is used for training.",
-            metrics={"users_withheld": 0.0, "interactions_withheld": 0.0},
+            metrics={"users_withheld": float(report_withheld(original, released).sum()),
+                     "interactions_withheld": float(original.n_interactions - released.n_interactions)},
         )
-        return TransformResult(data=data, report=report, withheld=np.zeros(data.n_users, dtype=bool))
 
 
 @dataclass(frozen=True, kw_only=True)
