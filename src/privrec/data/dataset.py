@@ -44,7 +44,9 @@ class Vocabulary:
 
     @cached_property
     def _index(self) -> pd.Index:
-        return pd.Index(self.ids)
+        # dtype=object keeps string ids as they are (pandas 3 would convert them to Arrow strings: ~3 s per
+        # million ids); numeric ids keep their numeric index.
+        return pd.Index(self.ids, dtype=object if self.ids.dtype == object else None)
 
     def __len__(self) -> int:
         return len(self.ids)
