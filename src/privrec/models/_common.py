@@ -132,6 +132,29 @@ def empty_lists(n_rows: int, n: int) -> tuple[NDArray[np.int64], NDArray[np.floa
     return np.full((n_rows, n), -1, dtype=np.int64), np.full((n_rows, n), -np.inf, dtype=np.float32)
 
 
+def top_k_rows(
+    keys: NDArray, k: int, *, exclude: sp.csr_matrix | None = None
+) -> tuple[NDArray[np.int64], NDArray[np.bool_]]:
+    """Per row, the columns of the ``k`` largest ``keys``, best first, and which of them are valid.
+
+    ``exclude`` (CSR, one row per row of ``keys``) marks cells that may not be chosen (seen items); such
+    cells, and ``-inf`` keys, come back with ``valid`` false. Keys must be distinct within a row for a
+    deterministic order (callers fold a tie-break into them).
+    """
+    keys = np.array(keys, dtype=np.float64)
+    n_rows, n_cols = keys.shape
+    if exclude is not None:
+        keys[np.repeat(np.arange(n_rows), np.diff(exclude.indptr)), exclude.indices] = -np.inf
+    if k < n_cols:
+        top = np.argpartition(-keys, k - 1, axis=1)[:, :k]
+    else:
+        top = np.broadcast_to(np.arange(n_cols), (n_rows, n_cols))
+    top_keys = np.take_along_axis(keys, top, axis=1)
+    order = np.argsort(-top_keys, axis=1, kind="stable")
+    top = np.take_along_axis(top, order, axis=1)
+    return top, np.isfinite(np.take_along_axis(top_keys, order, axis=1))
+
+
 def seen_mask(rows: sp.csr_matrix, ids: NDArray) -> NDArray[np.bool_]:
     """``mask[r, j]``: whether item ``ids[r, j]`` is stored in row ``r`` of ``rows`` (vectorised, exact)."""
     n_rows, n_items = rows.shape

@@ -13,7 +13,7 @@ from numpy.typing import NDArray
 
 from privrec.data.dataset import Dataset
 from privrec.errors import ConfigError, DataWarning
-from privrec.models._common import check_fitted, check_int, check_n, check_rng, check_train, check_users, empty_lists
+from privrec.models._common import check_fitted, check_int, check_n, check_rng, check_train, check_users, empty_lists, top_k_rows
 from privrec.models.base import Recommendations
 
 __all__ = ["DemographicPopularity"]
@@ -156,17 +156,7 @@ class DemographicPopularity:
         for start in range(0, len(users), batch):
             u = users[start : start + batch]
             keys, block = self._block(u)
-            if exclude_seen:
-                rows = self.user_items_[u]
-                keys[np.repeat(np.arange(len(u)), np.diff(rows.indptr)), rows.indices] = -1
-            if k < n_items:
-                top = np.argpartition(-keys, k - 1, axis=1)[:, :k]
-            else:
-                top = np.broadcast_to(np.arange(n_items), (len(u), n_items))
-            top_keys = np.take_along_axis(keys, top, axis=1)
-            order = np.argsort(-top_keys, axis=1, kind="stable")
-            top = np.take_along_axis(top, order, axis=1)
-            valid = np.take_along_axis(top_keys, order, axis=1) >= 0
+            top, valid = top_k_rows(keys, k, exclude=self.user_items_[u] if exclude_seen else None)
             items[start : start + len(u), :k] = np.where(valid, top, -1)
             scores[start : start + len(u), :k] = np.where(valid, np.take_along_axis(block, top, axis=1), -np.inf)
         return Recommendations(users=users, items=items, scores=scores, fallback=np.zeros(len(users), dtype=bool))

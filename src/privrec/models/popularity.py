@@ -10,7 +10,7 @@ import scipy.sparse as sp
 from numpy.typing import NDArray
 
 from privrec.data.dataset import Dataset
-from privrec.models._common import check_fitted, check_n, check_rng, check_train, check_users, empty_lists
+from privrec.models._common import check_fitted, check_n, check_rng, check_train, check_users, empty_lists, top_k_rows
 from privrec.models.base import Recommendations
 
 __all__ = ["Popularity"]
@@ -69,18 +69,8 @@ class Popularity:
         batch = max(1, self.block_elements // max(1, n_items))
         for start in range(0, len(users), batch):
             u = users[start : start + batch]
-            block = np.tile(key, (len(u), 1))
-            if exclude_seen:
-                rows = self.user_items_[u]
-                block[np.repeat(np.arange(len(u)), np.diff(rows.indptr)), rows.indices] = -np.inf
-            if k < n_items:
-                top = np.argpartition(-block, k - 1, axis=1)[:, :k]
-            else:
-                top = np.broadcast_to(np.arange(n_items), (len(u), n_items))
-            top_key = np.take_along_axis(block, top, axis=1)
-            order = np.argsort(-top_key, axis=1, kind="stable")
-            top = np.take_along_axis(top, order, axis=1)
-            valid = np.isfinite(np.take_along_axis(top_key, order, axis=1))
+            top, valid = top_k_rows(np.broadcast_to(key, (len(u), n_items)), k,
+                                    exclude=self.user_items_[u] if exclude_seen else None)
             items[start : start + len(u), :k] = np.where(valid, top, -1)
             scores[start : start + len(u), :k] = np.where(valid, counts[top], -np.inf)
         return Recommendations(users=users, items=items, scores=scores, fallback=np.zeros(len(users), dtype=bool))
