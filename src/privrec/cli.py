@@ -19,7 +19,7 @@ from typing import Any  # noqa: E402
 
 from privrec.errors import ConfigError, PrivRecError  # noqa: E402
 
-__all__ = ["config_dir", "main"]
+__all__ = ["config_dir", "entry", "main"]
 
 USAGE = """usage: privrec <command> [options]
 
@@ -75,20 +75,52 @@ def _check_choices(overrides: list[str], conf: Path) -> None:
 
 
 # ---------------------------------------------------------------------------- run
+_ATTACK_PROCESS: list = []  # the attack worker process started early for this command's single run
+
+
+def _usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def _start_attack_process() -> None:
+    """Start :mod:`privrec.attacks.worker` now (before Hydra or numpy are imported here) on a machine with a
+    spare core; :func:`_task` hands it to the run. Importing ``privrec.attacks`` here would cost ~1 s first."""
+    if _usable_cores() >= 2 and not _ATTACK_PROCESS:
+        import subprocess
+
+        _ATTACK_PROCESS.append(subprocess.Popen([sys.executable, "-m", "privrec.attacks.worker"],
+                                                stdin=subprocess.PIPE, stdout=subprocess.PIPE))
+
+
+def _discard_attack_process() -> None:
+    while _ATTACK_PROCESS:
+        proc = _ATTACK_PROCESS.pop()
+        proc.kill()
+        proc.wait()
+        proc.stdin.close()
+        proc.stdout.close()
+
+
 def _run(argv: list[str], *, debug: bool) -> int:
     conf = config_dir()
     try:
         _check_choices([a for a in argv if not a.startswith("-")], conf)
     except ConfigError as exc:
         return _fail(str(exc))
+    multirun = any(a in ("-m", "--multirun") for a in argv)
+    if not multirun and "attack=none" not in argv and "parallel_attacks=false" not in argv:
+        _start_attack_process()  # imports the attack stack on the other core while this process trains
     import hydra
 
-    multirun = any(a in ("-m", "--multirun") for a in argv)
-    info_only = any(a.startswith(("--cfg", "-c", "--help", "-h", "--info", "--hydra-help")) for a in argv)
-    if not multirun and not info_only and "tracking.enabled=false" not in argv:
-        from privrec.tracking.subprocess_tracker import spawn_writer
+    from privrec import _hydra
 
-        spawn_writer()  # imports MLflow on the other core while Hydra composes and the pipeline runs
+    if _hydra.mode_is_never_configured(argv, conf):
+        _hydra.skip_mode_probe()
+    if multirun:
+        _hydra.validate_structures_once()
     state: dict[str, Any] = {"user_error": False}
 
     @hydra.main(version_base="1.3", config_path=str(conf), config_name="config")
@@ -113,9 +145,10 @@ def _run(argv: list[str], *, debug: bool) -> int:
         code = exc.code if isinstance(exc.code, int) else 1
         return 2 if (state["user_error"] and code != 0) else code
     finally:
-        from privrec.tracking.subprocess_tracker import discard_writer
+        from privrec.tracking.buffered import discard_writer
 
         discard_writer()  # unused when the config failed or tracking is off
+        _discard_attack_process()  # unused with attack=none, parallel_attacks=false or a failed config
         try:
             close_parent_run("FAILED")  # only acts when a sweep ended without on_multirun_end
         except Exception:  # pragma: no cover - the store is gone; nothing more to close
@@ -132,16 +165,14 @@ def _task(cfg, *, multirun: bool) -> dict[str, float]:
     container = OmegaConf.to_container(cfg, resolve=True)
     hydra_dir = Path(HydraConfig.get().runtime.output_dir) / ".hydra"
     tracking = container.get("tracking") or {}
-    if tracking.get("enabled", True) and multirun:
-        from privrec.tracking.mlflow_tracker import MlflowTracker  # imported once per sweep process
+    if tracking.get("enabled", True):
+        from privrec.tracking.buffered import BufferedMlflowTracker
 
-        tracker = MlflowTracker(tracking_uri=tracking.get("tracking_uri"),
-                                experiment=tracking.get("experiment", "privrec"))
-    elif tracking.get("enabled", True):
-        from privrec.tracking.subprocess_tracker import SubprocessMlflowTracker  # MLflow on the other core
-
-        tracker = SubprocessMlflowTracker(tracking_uri=tracking.get("tracking_uri"),
-                                          experiment=tracking.get("experiment", "privrec"))
+        # Sweep jobs fall back to MLflow in-process (all cores are busy with jobs); a single run starts a
+        # writer process so that MLflow's import overlaps the pipeline on the other core.
+        tracker = BufferedMlflowTracker(tracking_uri=tracking.get("tracking_uri"),
+                                        experiment=tracking.get("experiment", "privrec"),
+                                        fallback="inprocess" if multirun else "subprocess")
     else:
         from privrec.tracking.base import MemoryTracker
 
@@ -163,11 +194,25 @@ def _task(cfg, *, multirun: bool) -> dict[str, float]:
             bar.update(1)
         bar.set_postfix_str(name)
 
+    mode = container.get("parallel_attacks", "auto")
+    mode = {True: "true", False: "false"}.get(mode, str(mode).lower())
+    if mode not in ("auto", "true", "false"):
+        raise ConfigError(f"parallel_attacks must be auto, true or false; got {container.get('parallel_attacks')!r}.")
+    worker = None
+    if not multirun and mode != "false":
+        from privrec.attacks.worker import AttackWorker
+
+        proc, _ATTACK_PROCESS[:] = (_ATTACK_PROCESS or [None])[0], []
+        if proc is not None or mode == "true" or _usable_cores() >= 2:
+            worker = AttackWorker(proc)
     try:
-        result = experiment.run(container, tracker=tracker, hydra_dir=hydra_dir, on_stage=on_stage)
+        result = experiment.run(container, tracker=tracker, hydra_dir=hydra_dir, on_stage=on_stage,
+                                attack_worker=worker)
     finally:
         if bar is not None:
             bar.close()
+        if worker is not None:
+            worker.close()
     print(summary(container, result, multirun=multirun, job=HydraConfig.get().job.get("num")))
     objectives = container.get("objectives")
     if objectives:  # a sweeper that optimises (Optuna) gets the named metrics, in order
@@ -393,5 +438,26 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(str(exc))
 
 
+def entry() -> None:
+    """The ``privrec`` console script: :func:`main`, then exit without the interpreter's teardown.
+
+    Tearing down numpy/scipy/scikit-learn/pandas/Hydra module state costs ~0.5 s at every exit and does
+    nothing a finished command needs: output streams and log handlers are flushed and closed here, and every
+    file and helper process of the command has been closed (the MLflow record is committed, the attack
+    worker reaped) before ``main`` returns. Sweeps (``-m``) exit normally, letting joblib stop its workers."""
+    code = main()
+    if any(a in ("-m", "--multirun") for a in sys.argv[1:]):
+        sys.exit(code)
+    import logging
+
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe (e.g. `privrec run | head`)
+            pass
+    os._exit(code if isinstance(code, int) else 1)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    entry()

@@ -31,30 +31,10 @@ def _run(client, exp_id, *, start, parent=None, sweep=False, params=None, metric
     return rid
 
 
-def _empty_store(request, db) -> None:
-    """An empty store at ``db``. Creating MLflow's schema (alembic migrations) takes ~5 s, so an empty store is
-    kept in pytest's cache per MLflow version and copied (a fresh one when the cache plugin is off)."""
-    import os
-    import shutil
-
-    import mlflow
-
-    cache = getattr(request.config, "cache", None)
-    template = cache.mkdir(f"privrec-mlflow-{mlflow.__version__}") / "empty.db" if cache is not None else None
-    if template is not None and template.is_file():
-        shutil.copyfile(template, db)
-        return
-    MlflowClient(f"sqlite:///{db}").search_experiments()  # creates the schema
-    if template is not None:
-        partial = template.with_suffix(f".{os.getpid()}.tmp")
-        shutil.copyfile(db, partial)
-        os.replace(partial, template)
-
-
 @pytest.fixture(scope="module")
-def store(request, tmp_path_factory):
+def store(empty_mlflow_store, tmp_path_factory):
     root = tmp_path_factory.mktemp("mlflow")
-    _empty_store(request, root / "mlflow.db")
+    empty_mlflow_store(root / "mlflow.db")
     uri = f"sqlite:///{root / 'mlflow.db'}"
     client = MlflowClient(uri)
     exp = client.create_experiment("privrec", artifact_location=(root / "artifacts").as_uri())
