@@ -22,6 +22,33 @@ def test_one_job_per_structure():
     assert _hydra.structures(batch, GROUPS) == [batch[0], batch[2], batch[3], batch[4], batch[5]]
 
 
+def test_sweepers_validate_one_job_per_structure():
+    from types import SimpleNamespace
+
+    from hydra.plugins.sweeper import Sweeper
+
+    composed = []
+
+    class Loader:
+        repository = SimpleNamespace(group_exists=GROUPS)
+
+        def load_sweep_config(self, master_config, sweep_overrides):
+            composed.append(sweep_overrides)
+
+    class Probe(Sweeper):
+        def setup(self, **kwargs): ...
+
+        def sweep(self, arguments): ...
+
+    probe = Probe()
+    probe.hydra_context, probe.config = SimpleNamespace(config_loader=Loader()), object()
+    batch = [[f"privacy.rate={r}", f"seed={s}"] for r in range(10) for s in range(3)]
+    _hydra.validate_structures_once()
+    _hydra.validate_structures_once()  # idempotent
+    probe.validate_batch_is_legal(batch)
+    assert composed == [batch[0]]
+
+
 def test_mode_probe_is_skipped_only_when_nothing_can_set_the_mode(tmp_path):
     assert _hydra.mode_is_never_configured(["privacy.rate=0.5", "-m"], config_dir())
     assert not _hydra.mode_is_never_configured(["hydra.mode=MULTIRUN"], config_dir())

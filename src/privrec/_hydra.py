@@ -67,10 +67,14 @@ def structures(batch: Sequence[Sequence[str]], is_group: Callable[[str], bool]) 
 
 
 def validate_structures_once() -> None:
-    """Make Hydra's basic sweeper compose one job per distinct structure when validating a batch."""
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    """Make Hydra's sweepers compose one job per distinct structure when validating a batch.
 
-    original = BasicSweeper.validate_batch_is_legal
+    The method is defined on Hydra's ``Sweeper`` base class (the basic sweeper inherits it). It is patched
+    there: Hydra loads its sweeper plugin modules without registering them in ``sys.modules``, so the class it
+    instantiates is not the one an ``import`` of the basic sweeper's module would give."""
+    from hydra.plugins.sweeper import Sweeper
+
+    original = Sweeper.validate_batch_is_legal
     if getattr(original, "_privrec", False):
         return
 
@@ -82,4 +86,4 @@ def validate_structures_once() -> None:
         return original(self, structures(batch, repository.group_exists))
 
     validate._privrec = True
-    BasicSweeper.validate_batch_is_legal = validate
+    Sweeper.validate_batch_is_legal = validate

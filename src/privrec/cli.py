@@ -444,10 +444,11 @@ def entry() -> None:
     Tearing down numpy/scipy/scikit-learn/pandas/Hydra module state costs ~0.5 s at every exit and does
     nothing a finished command needs: output streams and log handlers are flushed and closed here, and every
     file and helper process of the command has been closed (the MLflow record is committed, the attack
-    worker reaped) before ``main`` returns. Sweeps (``-m``) exit normally, letting joblib stop its workers."""
+    worker reaped) before ``main`` returns. Sweeps (``-m``) exit normally, letting joblib stop its workers, and
+    so does a process under a profiler or tracer (cProfile, coverage), which writes its results at exit."""
     code = main()
-    if any(a in ("-m", "--multirun") for a in sys.argv[1:]):
-        sys.exit(code)
+    if any(a in ("-m", "--multirun") for a in sys.argv[1:]) or sys.getprofile() or sys.gettrace():
+        sys.exit(code)  # sweeps, profilers and coverage tools get a normal exit
     import logging
 
     logging.shutdown()
