@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -65,3 +66,39 @@ def test_composition_errors_in_any_structure_still_stop_a_sweep_before_it_starts
                            "privacy.k=2,5", "tracking.enabled=false"], cwd=tmp_path, capture_output=True, text=True)
     assert proc.returncode != 0 and "Could not override 'privacy.k'" in proc.stderr
     assert "[job" not in proc.stdout  # no job ran
+
+
+_COMPARE_COMPOSITIONS = """
+import json, sys
+from hydra import initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.types import RunMode
+from omegaconf import OmegaConf
+from privrec import _hydra
+from privrec.cli import config_dir
+
+jobs = [[f"model={m}", f"privacy.mechanism={k}", f"privacy.rate={r}", f"seed={s}", "+extra.key=1"]
+        for m in ("als", "bpr") for k in ("random", "activity") for r in (0.0, 0.5) for s in (0, 1)]
+jobs += [["privacy=none", "seed=1"], ["privacy=k_anonymity", "privacy.k=5"], ["privacy=k_anonymity", "privacy.k=9"],
+         ["experiment=consent_tradeoff", "privacy.rate=0.3", "model=bpr"], ["attack=none", "hydra.job.name=x"],
+         ["model=als", "privacy.mechanism=random", "privacy.rate=0.5", "seed=1", "+extra.key=1"]]
+with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+    loader = GlobalHydra.instance().config_loader()
+    master = loader.load_configuration("config", overrides=["hydra.mode=MULTIRUN"], run_mode=RunMode.MULTIRUN)
+    def snap(cfg):
+        return [OmegaConf.to_container(cfg, resolve=False), OmegaConf.is_struct(cfg), OmegaConf.is_readonly(cfg.hydra),
+                OmegaConf.to_container(cfg.hydra.runtime.choices), str(cfg.hydra.job.override_dirname)]
+    plain = [snap(loader.load_sweep_config(master, j)) for j in jobs]
+    _hydra.cache_compositions()
+    cached = [snap(loader.load_sweep_config(master, j)) for j in jobs]
+    again = [snap(loader.load_sweep_config(master, j)) for j in reversed(jobs)][::-1]
+    print(json.dumps({"same": plain == cached == again, "structures": len(_hydra._DEFAULTS),
+                      "differs": [i for i, (a, b) in enumerate(zip(plain, again)) if a != b]}))
+"""
+
+
+def test_cached_compositions_equal_hydras_own():
+    proc = subprocess.run([sys.executable, "-c", _COMPARE_COMPOSITIONS], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result == {"same": True, "structures": 6, "differs": []}

@@ -26,7 +26,8 @@ import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-__all__ = ["mode_is_never_configured", "skip_mode_probe", "structures", "validate_structures_once"]
+__all__ = ["cache_compositions", "mode_is_never_configured", "skip_mode_probe", "structures",
+           "validate_structures_once"]
 
 
 def mode_is_never_configured(argv: Sequence[str], conf: Path) -> bool:
@@ -87,3 +88,56 @@ def validate_structures_once() -> None:
 
     validate._privrec = True
     Sweeper.validate_batch_is_legal = validate
+
+
+# ------------------------------------------------------------------ composition cache (sweep workers)
+_DEFAULTS: dict = {}  # (config name, group overrides, flags) -> Hydra's DefaultsList of the first such job
+_COMPOSED: dict = {}  # id(defaults) -> (defaults, the config composed from them, before any value override)
+
+
+def cache_compositions() -> None:
+    """Compose each distinct config structure once per process (used in sweep workers).
+
+    A job's config is composed by Hydra in two expensive steps that depend only on the config-group choices -
+    building the defaults list and merging the config files it names (~0.2 s) - followed by cheap ones that
+    apply the job's value overrides and fill in ``hydra.*`` (overrides, choices, override_dirname, ...). This
+    caches the two expensive steps by the job's group overrides and hands back a deep copy of the merged
+    config, so the cheap steps run unchanged for every job. ``tests/test_hydra_adjustments.py`` checks that the
+    configs are identical to Hydra's own for group sweeps, value sweeps, added keys and Hydra overrides."""
+    import copy
+
+    from hydra._internal import config_loader_impl as cli_impl
+    from hydra._internal.defaults_list import DefaultsList, Overrides
+
+    if getattr(cli_impl.create_defaults_list, "_privrec", False):
+        return
+    original_defaults = cli_impl.create_defaults_list
+    original_compose = cli_impl.ConfigLoaderImpl._compose_config_from_defaults_list
+
+    def create_defaults_list(repo, config_name, overrides_list, prepend_hydra, skip_missing):
+        groups = tuple(o.input_line for o in overrides_list
+                       if not o.is_sweep_override() and repo.group_exists(o.key_or_group)
+                       and not isinstance(o.value(), dict))
+        key = (config_name, prepend_hydra, skip_missing, groups)
+        hit = _DEFAULTS.get(key)
+        if hit is None:
+            hit = original_defaults(repo=repo, config_name=config_name, overrides_list=overrides_list,
+                                    prepend_hydra=prepend_hydra, skip_missing=skip_missing)
+            _DEFAULTS[key] = hit
+            return hit
+        values = Overrides(repo=repo, overrides_list=overrides_list).config_overrides  # this job's value overrides
+        return DefaultsList(defaults=hit.defaults, defaults_tree=hit.defaults_tree, config_overrides=values,
+                            overrides=hit.overrides)
+
+    def compose(self, defaults, repo):
+        entry = _COMPOSED.get(id(defaults))
+        if entry is not None and entry[0] is defaults:
+            return copy.deepcopy(entry[1])
+        cfg = original_compose(self, defaults=defaults, repo=repo)
+        if any(d.defaults is defaults for d in _DEFAULTS.values()):
+            _COMPOSED[id(defaults)] = (defaults, copy.deepcopy(cfg))
+        return cfg
+
+    create_defaults_list._privrec = True
+    cli_impl.create_defaults_list = create_defaults_list
+    cli_impl.ConfigLoaderImpl._compose_config_from_defaults_list = compose

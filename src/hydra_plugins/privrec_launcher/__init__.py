@@ -1,0 +1,1 @@
+"""privrec's Hydra launcher plugin (Hydra discovers plugins in the ``hydra_plugins`` namespace package)."""
