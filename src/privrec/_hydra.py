@@ -26,7 +26,7 @@ import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-__all__ = ["cache_compositions", "mode_is_never_configured", "skip_mode_probe", "structures",
+__all__ = ["cache_compositions", "mode_is_never_configured", "skip_mode_probe", "stop_workers", "structures",
            "validate_structures_once"]
 
 
@@ -141,3 +141,15 @@ def cache_compositions() -> None:
     create_defaults_list._privrec = True
     cli_impl.create_defaults_list = create_defaults_list
     cli_impl.ConfigLoaderImpl._compose_config_from_defaults_list = compose
+
+
+# ------------------------------------------------------------------ end of a sweep
+def stop_workers() -> None:
+    """After a sweep: ask joblib's idle worker processes to exit now, all at once, instead of one after the
+    other at interpreter exit (~1 s saved; their jobs are done and recorded)."""
+    import sys
+
+    module = sys.modules.get("joblib.externals.loky.reusable_executor")
+    executor = getattr(module, "_executor", None) if module is not None else None
+    if executor is not None:
+        executor.shutdown(wait=True)

@@ -444,11 +444,17 @@ def entry() -> None:
     Tearing down numpy/scipy/scikit-learn/pandas/Hydra module state costs ~0.5 s at every exit and does
     nothing a finished command needs: output streams and log handlers are flushed and closed here, and every
     file and helper process of the command has been closed (the MLflow record is committed, the attack
-    worker reaped) before ``main`` returns. Sweeps (``-m``) exit normally, letting joblib stop its workers, and
-    so does a process under a profiler or tracer (cProfile, coverage), which writes its results at exit."""
+    worker reaped) before ``main`` returns. Exceptions: a sweep exits normally (so that joblib's resource
+    tracker releases its shared-memory folders and semaphores) after asking its idle workers to stop all at
+    once; a process under a profiler or tracer (cProfile, coverage) exits normally to write its results."""
     code = main()
-    if any(a in ("-m", "--multirun") for a in sys.argv[1:]) or sys.getprofile() or sys.gettrace():
-        sys.exit(code)  # sweeps, profilers and coverage tools get a normal exit
+    if sys.getprofile() or sys.gettrace():
+        sys.exit(code)  # profilers and coverage tools write their results at a normal exit
+    if any(a in ("-m", "--multirun") for a in sys.argv[1:]):
+        from privrec import _hydra
+
+        _hydra.stop_workers()
+        sys.exit(code)  # a normal exit, so that joblib's resource tracker releases its folders and semaphores
     import logging
 
     logging.shutdown()
