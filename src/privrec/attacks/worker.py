@@ -24,7 +24,7 @@ import threading
 import time
 from typing import Any
 
-__all__ = ["COMMAND", "AttackWorker"]
+__all__ = ["AttackWorker", "COMMAND"]
 
 COMMAND = [sys.executable, "-m", "privrec.attacks.worker"]
 
