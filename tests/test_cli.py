@@ -55,6 +55,25 @@ def test_default_run_is_fully_recorded(tmp_path, shared_data_dir):
                                                          str(tmp_path)))).read_text()
     assert "users_withheld" in report and "user_id" not in report
 
+    # A second run into the now existing store is written directly with sqlite3 (no MLflow import) and
+    # must be recorded exactly like the first one, which MLflow's own client wrote while creating the store.
+    proc = _privrec(["run", "progress=false"], tmp_path, shared_data_dir)
+    assert proc.returncode == 0, proc.stderr
+    first, second = sorted(_runs(tmp_path), key=lambda r: r.info.start_time)
+    assert second.info.status == "FINISHED" and second.info.run_name == first.info.run_name == "ConsentDrop ALS seed=0"
+    assert {k: v for k, v in second.data.params.items() if k != "progress"} == \
+        {k: v for k, v in first.data.params.items() if k != "progress"}
+    timing = ("time/", "attack/")  # wall times differ run to run; attack metrics are compared below
+    assert {k: v for k, v in second.data.metrics.items() if not k.startswith(timing)} == \
+        {k: v for k, v in first.data.metrics.items() if not k.startswith(timing)}
+    assert {k for k in second.data.metrics if k.startswith("attack/")} == \
+        {k for k in first.data.metrics if k.startswith("attack/")}
+    assert all(second.data.metrics[k] == first.data.metrics[k] for k in first.data.metrics
+               if k.startswith("attack/") and not k.endswith("_s"))
+    assert set(second.data.tags) == set(first.data.tags)
+    listing = {r.info.run_id: {f.path for f in _client(tmp_path).list_artifacts(r.info.run_id)} for r in (first, second)}
+    assert listing[first.info.run_id] == listing[second.info.run_id]
+
 
 @pytest.mark.slow
 def test_multirun_has_parent_and_finished_children(tmp_path, shared_data_dir):

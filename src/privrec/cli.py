@@ -111,7 +111,8 @@ def _run(argv: list[str], *, debug: bool) -> int:
     except ConfigError as exc:
         return _fail(str(exc))
     multirun = any(a in ("-m", "--multirun") for a in argv)
-    if not multirun and "attack=none" not in argv and "parallel_attacks=false" not in argv:
+    info_only = any(a.startswith(("--cfg", "-c", "--help", "-h", "--info", "--hydra-help")) for a in argv)
+    if not (multirun or info_only) and "attack=none" not in argv and "parallel_attacks=false" not in argv:
         _start_attack_process()  # imports the attack stack on the other core while this process trains
     import hydra
 
