@@ -1,5 +1,8 @@
 """Reading runs back from an MLflow store for reports (the only reporting code that touches MLflow).
 
+A local SQLite store is read directly with ``sqlite3`` (:class:`~privrec.tracking.sqlite_store.SqliteReadClient`,
+same results as MLflow's client, checked by running these tests against both); other stores through MLflow.
+
 :func:`load_runs` returns one row per FINISHED run with columns ``run_id``, ``params.<name>`` (strings, as
 logged: the flattened resolved config in override syntax) and ``metrics.<name>`` (floats, latest value).
 Every user error is a one-line :class:`~privrec.errors.ConfigError` naming what was asked and what exists.
@@ -112,6 +115,11 @@ def _client(uri: str):
             raise ConfigError(f"tracking store {uri} must exist to report on; got no file at {path.resolve()}. "
                               f"Pass --tracking-uri (or set MLFLOW_TRACKING_URI) to the store the runs were "
                               f"logged to.")
+    from privrec.tracking.sqlite_store import read_client
+
+    direct = read_client(uri)  # a local SQLite store is read with sqlite3: no MLflow import (~4 s)
+    if direct is not None:
+        return direct
     try:
         from mlflow.tracking import MlflowClient
 
@@ -180,17 +188,13 @@ def _search(client, uri: str, experiment_ids: list[str], filter_string: str) -> 
 
 
 def _get_run(client, uri: str, run_id: str, *, what: str, experiment: str | None = None):
-    from mlflow.exceptions import MlflowException
-
     if not _RUN_ID.match(str(run_id)):
         raise ConfigError(f"{what} must be an MLflow run id (letters, digits, '-', '_'); got {run_id!r}.")
     try:
         return client.get_run(run_id)
-    except MlflowException as exc:
-        if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+    except Exception as exc:  # MLflow's MlflowException and the SQLite reader's RunNotFound carry this code
+        if getattr(exc, "error_code", None) != "RESOURCE_DOES_NOT_EXIST":
             raise _unreachable(uri, exc) from exc
-    except Exception as exc:
-        raise _unreachable(uri, exc) from exc
     hint = ""
     if experiment is not None:
         try:

@@ -37,7 +37,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-__all__ = ["FastPathUnavailable", "SqliteRunStore", "open_store", "sqlite_path"]
+__all__ = ["FastPathUnavailable", "RunNotFound", "SqliteReadClient", "SqliteRunStore", "open_store", "read_client",
+           "sqlite_path"]
 
 MAX_PARAM_VALUE = 6000  # MLflow's MAX_PARAM_VAL_LENGTH; longer values are truncated (as privrec always did)
 MAX_TAG_VALUE = 8000  # MLflow's MAX_TAG_VAL_LENGTH
@@ -309,3 +310,165 @@ def open_store(uri: str, experiment: str) -> tuple[SqliteRunStore | None, str | 
         return None, str(exc)
     except sqlite3.Error as exc:
         return None, f"store unreadable: {exc}"
+
+
+# ---------------------------------------------------------------------------------------------- reading
+class RunNotFound(LookupError):
+    """No active run with that id."""
+
+    error_code = "RESOURCE_DOES_NOT_EXIST"  # as MLflow's exception says it
+
+
+_TAG_FILTER = re.compile(r"^tags\.`?([^`=\s]+)`?\s*=\s*'([^']*)'$")
+_ORDER = {"attributes.start_time ASC": "ASC", "attributes.start_time DESC": "DESC"}
+
+
+def _ns(**kwargs):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(**kwargs)
+
+
+class _Page(list):
+    def __init__(self, items, token):
+        super().__init__(items)
+        self.token = token
+
+
+class SqliteReadClient:
+    """The few :class:`mlflow.tracking.MlflowClient` calls privrec's reports make (experiments by name or id,
+    run search filtered by one tag and ordered by start time, a run by id, logging a file artifact), answered
+    from the SQLite store with ``sqlite3``: ``privrec report`` then needs no MLflow import (~4 s). Results
+    have the same shape and content as MLflow's (``tests/tracking/test_query.py`` runs every report test
+    against both); built by :func:`read_client`, which says None for stores it cannot read this way."""
+
+    def __init__(self, path: Path, uri: str, workspace: bool) -> None:
+        self.path, self.uri, self._workspace = path, uri, workspace
+
+    def _rows(self, sql: str, args: tuple = ()) -> list[tuple]:
+        with closing(_read_only(self.path)) as con:
+            return con.execute(sql, args).fetchall()
+
+    # ------------------------------------------------------------------ experiments
+    def _experiments(self, where: str, args: tuple) -> list:
+        extra = " AND workspace = 'default'" if self._workspace else ""
+        rows = self._rows("SELECT experiment_id, name, artifact_location, lifecycle_stage FROM experiments "
+                          f"WHERE {where}{extra} ORDER BY experiment_id", args)
+        return [_ns(experiment_id=str(i), name=n, artifact_location=loc, lifecycle_stage=stage)
+                for i, n, loc, stage in rows]
+
+    def get_experiment_by_name(self, name: str):
+        found = self._experiments("name = ?", (name,))
+        return found[0] if found else None
+
+    def get_experiment(self, experiment_id: str):
+        found = self._experiments("experiment_id = ?", (int(experiment_id),))
+        if not found:
+            raise LookupError(f"no experiment {experiment_id}")
+        return found[0]
+
+    def search_experiments(self, max_results: int = 1000, page_token: str | None = None) -> _Page:
+        start = int(page_token or 0)
+        found = self._experiments("lifecycle_stage = 'active'", ())
+        page = found[start: start + max_results]
+        return _Page(page, str(start + max_results) if start + max_results < len(found) else None)
+
+    # ------------------------------------------------------------------ runs
+    def search_runs(self, experiment_ids: list[str], filter_string: str = "", max_results: int = 1000,
+                    order_by: list[str] | None = None, page_token: str | None = None) -> _Page:
+        where = [f"r.experiment_id IN ({','.join('?' * len(experiment_ids))})", "r.lifecycle_stage = 'active'"]
+        args: list = [int(i) for i in experiment_ids]
+        if filter_string.strip():
+            match = _TAG_FILTER.match(filter_string.strip())
+            if match is None:
+                raise ValueError(f"filter must be tags.`KEY` = 'VALUE' or empty; got {filter_string!r}.")
+            where.append("r.run_uuid IN (SELECT run_uuid FROM tags WHERE key = ? AND value = ?)")
+            args += [match.group(1), match.group(2)]
+        direction = "DESC"
+        for clause in order_by or []:
+            if clause not in _ORDER:
+                raise ValueError(f"order_by must be one of {sorted(_ORDER)}; got {clause!r}.")
+            direction = _ORDER[clause]
+        start = int(page_token or 0)
+        rows = self._rows(f"SELECT r.run_uuid FROM runs r WHERE {' AND '.join(where)} "
+                          f"ORDER BY r.start_time {direction}, r.run_uuid LIMIT ? OFFSET ?",
+                          (*args, max_results + 1, start))
+        ids = [r[0] for r in rows[:max_results]]
+        return _Page(self._runs(ids), str(start + max_results) if len(rows) > max_results else None)
+
+    def get_run(self, run_id: str):
+        runs = self._runs([run_id])
+        if not runs:
+            raise RunNotFound(f"Run with id={run_id} not found")
+        return runs[0]
+
+    def _runs(self, ids: list[str]) -> list:
+        out = []
+        for k in range(0, len(ids), 500):
+            chunk = ids[k:k + 500]
+            marks = ",".join("?" * len(chunk))
+            info = {r[0]: r for r in self._rows(
+                "SELECT run_uuid, status, start_time, end_time, experiment_id, lifecycle_stage, artifact_uri, name "
+                f"FROM runs WHERE run_uuid IN ({marks}) AND lifecycle_stage = 'active'", tuple(chunk))}
+            data = {i: ({}, {}, {}) for i in info}
+            for run_id, key, value in self._rows(f"SELECT run_uuid, key, value FROM params WHERE run_uuid IN ({marks})",
+                                                 tuple(chunk)):
+                data[run_id][0][key] = value
+            for run_id, key, value, is_nan in self._rows(
+                    f"SELECT run_uuid, key, value, is_nan FROM latest_metrics WHERE run_uuid IN ({marks})", tuple(chunk)):
+                data[run_id][1][key] = math.nan if is_nan else float(value)
+            for run_id, key, value in self._rows(f"SELECT run_uuid, key, value FROM tags WHERE run_uuid IN ({marks})",
+                                                 tuple(chunk)):
+                data[run_id][2][key] = value
+            for run_id in chunk:  # in the order asked
+                if run_id in info:
+                    _, status, start, end, exp, stage, artifact_uri, name = info[run_id]
+                    params, metrics, tags = data[run_id]
+                    out.append(_ns(info=_ns(run_id=run_id, status=status, start_time=start, end_time=end,
+                                            experiment_id=str(exp), lifecycle_stage=stage, artifact_uri=artifact_uri,
+                                            run_name=name),
+                                   data=_ns(params=params, metrics=metrics, tags=tags)))
+        return out
+
+    # ------------------------------------------------------------------ writing a report
+    def log_artifact(self, run_id: str, local_path: str, artifact_path: str | None = None) -> None:
+        """Copy a file into the run's artifact folder (MLflow's layout), or let MLflow do it when the
+        artifacts are not on the local file system."""
+        root = _artifact_dir(self.get_run(run_id).info.artifact_uri)
+        if root is None:
+            from mlflow.tracking import MlflowClient
+
+            MlflowClient(self.uri).log_artifact(run_id, local_path, artifact_path=artifact_path)
+            return
+        _write_artifacts(root, {}, [(local_path, artifact_path)])
+
+
+def _read_only(path: Path) -> sqlite3.Connection:
+    return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=60.0)
+
+
+def read_client(uri: str) -> SqliteReadClient | None:
+    """A :class:`SqliteReadClient` for an existing local SQLite store with a schema it can read, else None
+    (the caller uses MLflow's client; so does everything when ``PRIVREC_MLFLOW_API=1``)."""
+    if os.environ.get("PRIVREC_MLFLOW_API", "").lower() in ("1", "true", "yes"):
+        return None
+    path = sqlite_path(uri)
+    if path is None or not path.is_file():
+        return None
+    try:
+        with closing(_read_only(path)) as con:
+            tables = {row[0] for row in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            needed = {"alembic_version", "experiments", "runs", "params", "latest_metrics", "tags"}
+            if not needed <= tables:
+                return None
+            columns = {t: {row[1] for row in con.execute(f'PRAGMA table_info("{t}")')} for t in needed - {"alembic_version"}}
+    except sqlite3.Error:
+        return None
+    wanted = {"experiments": {"experiment_id", "name", "artifact_location", "lifecycle_stage"},
+              "runs": {"run_uuid", "status", "start_time", "end_time", "experiment_id", "lifecycle_stage",
+                       "artifact_uri", "name"},
+              "params": {"run_uuid", "key", "value"}, "tags": {"run_uuid", "key", "value"},
+              "latest_metrics": {"run_uuid", "key", "value", "is_nan"}}
+    if any(not cols <= columns[t] for t, cols in wanted.items()):
+        return None
+    return SqliteReadClient(path, uri, workspace="workspace" in columns["experiments"])
