@@ -67,4 +67,9 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    code = main(sys.argv[1:])
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Everything is committed (MLflow's client writes synchronously); skipping the interpreter's teardown with
+    # MLflow/SQLAlchemy loaded saves the waiting `privrec run` ~1-2 s.
+    os._exit(code)
