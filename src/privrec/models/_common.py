@@ -126,6 +126,17 @@ def check_n(owner: str, n: object) -> int:
     return int(n)
 
 
+def checked_users(model: object, method: str, users: object) -> NDArray[np.int64]:
+    """What ``model.<method>(users, ...)`` starts with: the model is fitted and ``users`` are valid indices."""
+    check_fitted(model, method)
+    return check_users(f"{type(model).__name__}.{method}", users, model.n_users_)
+
+
+def recommend_args(model: object, users: object, n: object) -> tuple[NDArray[np.int64], int]:
+    """The checks every ``recommend`` starts with: fitted, valid user indices, ``n >= 1``."""
+    return checked_users(model, "recommend", users), check_n(f"{type(model).__name__}.recommend", n)
+
+
 # ---------------------------------------------------------------------- lists
 def empty_lists(n_rows: int, n: int) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
     """Item and score arrays filled with the padding values (-1, -inf)."""

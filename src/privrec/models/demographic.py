@@ -13,7 +13,15 @@ from numpy.typing import NDArray
 
 from privrec.data.dataset import Dataset
 from privrec.errors import ConfigError, DataWarning
-from privrec.models._common import check_fitted, check_int, check_n, check_rng, check_train, check_users, empty_lists, top_k_rows
+from privrec.models._common import (
+    check_int,
+    check_rng,
+    check_train,
+    checked_users,
+    empty_lists,
+    recommend_args,
+    top_k_rows,
+)
 from privrec.models.base import Recommendations
 
 __all__ = ["DemographicPopularity"]
@@ -145,10 +153,7 @@ class DemographicPopularity:
         return keys, scores.astype(np.float32)
 
     def recommend(self, users: NDArray, *, n: int, exclude_seen: bool = True) -> Recommendations:
-        check_fitted(self, "recommend")
-        owner = f"{type(self).__name__}.recommend"
-        users = check_users(owner, users, self.n_users_)
-        n = check_n(owner, n)
+        users, n = recommend_args(self, users, n)
         items, scores = empty_lists(len(users), n)
         n_items = self.n_items_
         k = min(n, n_items)
@@ -163,8 +168,7 @@ class DemographicPopularity:
 
     def score(self, users: NDArray) -> NDArray[np.float32]:
         """Cell popularity (+ global tie-break) per item, or global popularity for backed-off users."""
-        check_fitted(self, "score")
-        users = check_users(f"{type(self).__name__}.score", users, self.n_users_)
+        users = checked_users(self, "score", users)
         return self._block(users)[1]
 
 

@@ -47,15 +47,14 @@ from privrec.data.dataset import Dataset
 from privrec.models._common import (
     check_choice,
     check_fallback,
-    check_fitted,
     check_float,
     check_int,
-    check_n,
     check_rng,
     check_train,
-    check_users,
+    checked_users,
     empty_lists,
     normalize_lists,
+    recommend_args,
 )
 from privrec.models.base import Recommendations, Recommender
 from privrec.models.popularity import Popularity
@@ -132,10 +131,7 @@ class ImplicitRecommender:
 
     def recommend(self, users: NDArray, *, n: int, exclude_seen: bool = True) -> Recommendations:
         """Top-``n`` lists; users without training rows are served (and flagged) by the fallback."""
-        check_fitted(self, "recommend")
-        owner = f"{type(self).__name__}.recommend"
-        users = check_users(owner, users, self.n_users_)
-        n = check_n(owner, n)
+        users, n = recommend_args(self, users, n)
         items, scores = empty_lists(len(users), n)
         known = self.has_data_[users]
 
@@ -150,8 +146,7 @@ class ImplicitRecommender:
 
     def score(self, users: NDArray) -> NDArray[np.float32]:
         """Dense ``(len(users), n_items)`` float32 scores (seen items not masked); fallback rows from the fallback."""
-        check_fitted(self, "score")
-        users = check_users(f"{type(self).__name__}.score", users, self.n_users_)
+        users = checked_users(self, "score", users)
         out = np.empty((len(users), self.n_items_), dtype=np.float32)
         known = self.has_data_[users]
         pos = np.flatnonzero(known)

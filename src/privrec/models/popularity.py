@@ -10,7 +10,7 @@ import scipy.sparse as sp
 from numpy.typing import NDArray
 
 from privrec.data.dataset import Dataset
-from privrec.models._common import check_fitted, check_n, check_rng, check_train, check_users, empty_lists, top_k_rows
+from privrec.models._common import check_rng, check_train, checked_users, empty_lists, recommend_args, top_k_rows
 from privrec.models.base import Recommendations
 
 __all__ = ["Popularity"]
@@ -57,10 +57,7 @@ class Popularity:
         return self
 
     def recommend(self, users: NDArray, *, n: int, exclude_seen: bool = True) -> Recommendations:
-        check_fitted(self, "recommend")
-        owner = f"{type(self).__name__}.recommend"
-        users = check_users(owner, users, self.n_users_)
-        n = check_n(owner, n)
+        users, n = recommend_args(self, users, n)
         items, scores = empty_lists(len(users), n)
         n_items = self.n_items_
         k = min(n, n_items)
@@ -77,6 +74,5 @@ class Popularity:
 
     def score(self, users: NDArray) -> NDArray[np.float32]:
         """The item counts, one identical row per user (seen items not masked)."""
-        check_fitted(self, "score")
-        users = check_users(f"{type(self).__name__}.score", users, self.n_users_)
+        users = checked_users(self, "score", users)
         return np.tile(self.item_counts_.astype(np.float32), (len(users), 1))
