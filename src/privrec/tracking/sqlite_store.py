@@ -137,13 +137,13 @@ class SqliteRunStore:
         if not path.is_file():
             raise FastPathUnavailable(f"store {path} does not exist yet (MLflow creates its schema)")
         with closing(cls._connect(path)) as con:
-            tables = {row[0] for row in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-            if "alembic_version" not in tables:
+            schema = _schema(con, ["alembic_version", *_WRITES, *_READS])
+            if "alembic_version" not in schema:
                 raise FastPathUnavailable(f"store {path} has no MLflow schema yet")
             for table, needed in (_WRITES | _READS).items():
-                if table not in tables:
+                if table not in schema:
                     raise FastPathUnavailable(f"store {path} has no table {table!r}")
-                columns = {row[1]: row for row in con.execute(f'PRAGMA table_info("{table}")')}
+                columns = schema[table]
                 missing = needed - set(columns)
                 if missing:
                     raise FastPathUnavailable(f"table {table!r} lacks columns {sorted(missing)}")
@@ -153,7 +153,7 @@ class SqliteRunStore:
                     unknown = required - needed
                     if unknown:
                         raise FastPathUnavailable(f"table {table!r} requires unknown columns {sorted(unknown)}")
-            found = cls._find_experiment(con, experiment)
+            found = cls._find_experiment(con, experiment, workspace="workspace" in schema["experiments"])
         return cls(path, found)
 
     @staticmethod
@@ -163,10 +163,9 @@ class SqliteRunStore:
         return sqlite3.connect(str(path), timeout=60.0, isolation_level=None)
 
     @staticmethod
-    def _find_experiment(con: sqlite3.Connection, name: str) -> _Experiment:
-        columns = {row[1] for row in con.execute('PRAGMA table_info("experiments")')}
+    def _find_experiment(con: sqlite3.Connection, name: str, *, workspace: bool) -> _Experiment:
         query = "SELECT experiment_id, artifact_location, lifecycle_stage FROM experiments WHERE name = ?"
-        if "workspace" in columns:  # MLflow 3.x workspaces: privrec writes to the default one only
+        if workspace:  # MLflow 3.x workspaces: privrec writes to the default one only
             query += " AND workspace = 'default'"
         rows = con.execute(query, (name,)).fetchall()
         if not rows:
@@ -299,10 +298,20 @@ def _inside(root: Path, relative: str) -> Path:
     return root / norm
 
 
+def _schema(con: sqlite3.Connection, tables: Iterable[str]) -> dict[str, dict[str, tuple]]:
+    """Those of ``tables`` that exist: column name -> ``PRAGMA table_info`` row."""
+    present = {row[0] for row in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    return {t: {row[1]: row for row in con.execute(f'PRAGMA table_info("{t}")')} for t in tables if t in present}
+
+
+def _mlflow_api_forced() -> bool:
+    return os.environ.get("PRIVREC_MLFLOW_API", "").lower() in ("1", "true", "yes")
+
+
 def open_store(uri: str, experiment: str) -> tuple[SqliteRunStore | None, str | None]:
     """``(store, None)`` when runs for ``experiment`` at ``uri`` can be written directly, else
     ``(None, why not)``. ``PRIVREC_MLFLOW_API=1`` always answers no (every run then goes through MLflow)."""
-    if os.environ.get("PRIVREC_MLFLOW_API", "").lower() in ("1", "true", "yes"):
+    if _mlflow_api_forced():
         return None, "PRIVREC_MLFLOW_API is set"
     try:
         return SqliteRunStore.open(uri, experiment), None
@@ -450,25 +459,22 @@ def _read_only(path: Path) -> sqlite3.Connection:
 def read_client(uri: str) -> SqliteReadClient | None:
     """A :class:`SqliteReadClient` for an existing local SQLite store with a schema it can read, else None
     (the caller uses MLflow's client; so does everything when ``PRIVREC_MLFLOW_API=1``)."""
-    if os.environ.get("PRIVREC_MLFLOW_API", "").lower() in ("1", "true", "yes"):
+    if _mlflow_api_forced():
         return None
     path = sqlite_path(uri)
     if path is None or not path.is_file():
         return None
-    try:
-        with closing(_read_only(path)) as con:
-            tables = {row[0] for row in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-            needed = {"alembic_version", "experiments", "runs", "params", "latest_metrics", "tags"}
-            if not needed <= tables:
-                return None
-            columns = {t: {row[1] for row in con.execute(f'PRAGMA table_info("{t}")')} for t in needed - {"alembic_version"}}
-    except sqlite3.Error:
-        return None
-    wanted = {"experiments": {"experiment_id", "name", "artifact_location", "lifecycle_stage"},
+    wanted = {"alembic_version": set(),
+              "experiments": {"experiment_id", "name", "artifact_location", "lifecycle_stage"},
               "runs": {"run_uuid", "status", "start_time", "end_time", "experiment_id", "lifecycle_stage",
                        "artifact_uri", "name"},
               "params": {"run_uuid", "key", "value"}, "tags": {"run_uuid", "key", "value"},
               "latest_metrics": {"run_uuid", "key", "value", "is_nan"}}
-    if any(not cols <= columns[t] for t, cols in wanted.items()):
+    try:
+        with closing(_read_only(path)) as con:
+            schema = _schema(con, wanted)
+    except sqlite3.Error:
         return None
-    return SqliteReadClient(path, uri, workspace="workspace" in columns["experiments"])
+    if any(t not in schema or not cols <= set(schema[t]) for t, cols in wanted.items()):
+        return None
+    return SqliteReadClient(path, uri, workspace="workspace" in schema["experiments"])
