@@ -17,6 +17,11 @@ import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
+import contextlib  # noqa: E402
+
+from hydra.errors import CompactHydraException  # noqa: E402
+from omegaconf import OmegaConf  # noqa: E402
+
 from privrec.errors import ConfigError, PrivRecError  # noqa: E402
 
 __all__ = ["config_dir", "entry", "main"]
@@ -31,6 +36,7 @@ commands:
   report [--experiment E] [--sweep latest] [--x X] [--y Y]
                               frontier figure (PNG, SVG) and tables (Markdown, LaTeX) of a sweep
   reproduce RUN_ID            re-run a recorded run from its resolved config and compare every metric
+  sync FOLDER...              write runs saved when their store failed (record.json) into a store
   ui [--port N]               open the MLflow UI on the tracking store (127.0.0.1 only)
 
 options: --debug  show full tracebacks;  privrec run --help  lists config groups and options
@@ -75,33 +81,27 @@ def _check_choices(overrides: list[str], conf: Path) -> None:
 
 
 # ---------------------------------------------------------------------------- run
-_ATTACK_PROCESS: list = []  # the attack worker process started early for this command's single run
+def _unique() -> str:
+    """A short random id for run and sweep folder names (``${privrec_unique:}``): runs started in the same
+    second never share a folder. Cached per config, like ``${now:}``, so a sweep's jobs see one value."""
+    return os.urandom(3).hex()
 
 
-def _usable_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
+if not OmegaConf.has_resolver("privrec_unique"):
+    OmegaConf.register_new_resolver("privrec_unique", _unique, use_cache=True)
 
 
-def _start_attack_process() -> None:
-    """Start :mod:`privrec.attacks.worker` now (before Hydra or numpy are imported here) on a machine with a
-    spare core; :func:`_task` hands it to the run. Importing ``privrec.attacks`` here would cost ~1 s first."""
-    if _usable_cores() >= 2 and not _ATTACK_PROCESS:
-        import subprocess
+class _UserError(CompactHydraException):
+    """A sweep job's configuration error, raised after its one-line message was printed. Hydra prints a
+    compact exception as one line; creating one (also when a worker's exception is unpickled in the sweep's
+    main process) marks the command's exit code as 2."""
 
-        _ATTACK_PROCESS.append(subprocess.Popen([sys.executable, "-m", "privrec.attacks.worker"],
-                                                stdin=subprocess.PIPE, stdout=subprocess.PIPE))
+    def __init__(self, *args: object) -> None:
+        super().__init__(*args)
+        _STATE["user_error"] = True
 
 
-def _discard_attack_process() -> None:
-    while _ATTACK_PROCESS:
-        proc = _ATTACK_PROCESS.pop()
-        proc.kill()
-        proc.wait()
-        proc.stdin.close()
-        proc.stdout.close()
+_STATE: dict[str, Any] = {"user_error": False, "early_attacks": None, "written": None}
 
 
 def _run(argv: list[str], *, debug: bool) -> int:
@@ -111,123 +111,197 @@ def _run(argv: list[str], *, debug: bool) -> int:
     except ConfigError as exc:
         return _fail(str(exc))
     multirun = any(a in ("-m", "--multirun") for a in argv)
-    info_only = any(a.startswith(("--cfg", "-c", "--help", "-h", "--info", "--hydra-help")) for a in argv)
-    if not (multirun or info_only) and "attack=none" not in argv and "parallel_attacks=false" not in argv:
-        _start_attack_process()  # imports the attack stack on the other core while this process trains
+    info_only = any(a.startswith(("--cfg", "-c", "--help", "-h", "--info", "--hydra-help", "--shell")) for a in argv)
+    if not (multirun or info_only or "attack=none" in argv or "parallel_attacks=false" in argv):
+        from privrec.speed import AttackExecutor
+
+        if AttackExecutor.wanted(attacks_configured=True, mode="auto"):
+            _STATE["early_attacks"] = AttackExecutor().start()  # imports scikit-learn while this process trains
     import hydra
 
-    from privrec import _hydra
-
-    if _hydra.mode_is_never_configured(argv, conf):
-        _hydra.skip_mode_probe()
-    if multirun:
-        _hydra.validate_structures_once()
-    state: dict[str, Any] = {"user_error": False}
-
-    @hydra.main(version_base="1.3", config_path=str(conf), config_name="config")
-    def task(cfg) -> dict[str, float] | None:
-        try:
-            return _task(cfg, multirun=multirun)
-        except PrivRecError as exc:
-            state["user_error"] = True
-            if debug:
-                raise
-            print(f"privrec: error: {exc}", file=sys.stderr)
-            if multirun:
-                raise _UserError(str(exc)) from None
-            raise SystemExit(2) from None
-
+    _STATE.update(user_error=False, written=None)
     sys.argv = ["privrec run", *argv]
     from privrec.tracking.hydra_callback import close_parent_run
 
+    code = 0
     try:
-        task()
+        hydra.main(version_base="1.3", config_path=str(conf), config_name="config")(_job)()
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1
-        return 2 if (state["user_error"] and code != 0) else code
+        code = 2 if (_STATE["user_error"] and code == 1) else code
+    except KeyboardInterrupt:
+        with contextlib.suppress(Exception):  # the store may be gone; the sweep is interrupted either way
+            close_parent_run("FAILED", interrupted=True)
+        written = _STATE.get("written")
+        where = f"; the run was recorded as FAILED ({_where(written)})" if written is not None else ""
+        print(f"privrec: interrupted{where}.", file=sys.stderr)
+        return 130
     finally:
-        from privrec.tracking.buffered import discard_writer
-
-        discard_writer()  # unused when the config failed or tracking is off
-        _discard_attack_process()  # unused with attack=none, parallel_attacks=false or a failed config
-        try:
+        early = _STATE.pop("early_attacks", None)
+        if early is not None:
+            early.close()  # unused with a failed config or tracking errors
+        with contextlib.suppress(Exception):
             close_parent_run("FAILED")  # only acts when a sweep ended without on_multirun_end
-        except Exception:  # pragma: no cover - the store is gone; nothing more to close
-            pass
-    return 0
+    return code
 
 
-def _task(cfg, *, multirun: bool) -> dict[str, float]:
+def _job(cfg) -> Any:
+    """Hydra's task function (module level, so a sweep's worker processes import it by reference)."""
     from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    hc = HydraConfig.get()
+    multirun = hc.mode == RunMode.MULTIRUN
+    try:
+        return _execute(cfg, hc, multirun=multirun)
+    except PrivRecError as exc:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        prefix = f"[job {hc.job.get('num')}] " if multirun else ""
+        print(f"privrec: error: {prefix}{exc}", file=sys.stderr)
+        if multirun:
+            raise _UserError(f"privrec: error: job {hc.job.get('num')} failed (above)") from None
+        raise SystemExit(2) from None
+
+
+def _hydra_files(cfg, hc) -> dict[str, str]:
+    """The job's ``.hydra`` files, from memory as the job starts (what Hydra writes to its folder), with the
+    values of secret keys redacted."""
+    from omegaconf import OmegaConf
+
+    from privrec.experiment import redact_tree
+    from privrec.tracking.hydra_callback import redact_overrides
+
+    hydra_node = OmegaConf.to_container(hc, resolve=False)
+    hydra_node["overrides"]["task"] = redact_overrides(list(hydra_node["overrides"]["task"]))
+    hydra_node["job"]["override_dirname"] = ",".join(redact_overrides(
+        str(hydra_node["job"].get("override_dirname") or "").split(","))) if hydra_node["job"].get(
+        "override_dirname") else hydra_node["job"].get("override_dirname")
+    return {"config.yaml": OmegaConf.to_yaml(OmegaConf.create(redact_tree(OmegaConf.to_container(cfg, resolve=False)))),
+            "hydra.yaml": OmegaConf.to_yaml(OmegaConf.create({"hydra": hydra_node})),
+            "overrides.yaml": OmegaConf.to_yaml(OmegaConf.create(hydra_node["overrides"]["task"]))}
+
+
+def _flag(container: dict, key: str, default: bool) -> bool:
+    value = container.get(key, default)
+    if not isinstance(value, bool):
+        raise ConfigError(f"{key} must be true or false; got {value!r}.")
+    return value
+
+
+def _execute(cfg, hc, *, multirun: bool) -> Any:
     from omegaconf import OmegaConf
 
     from privrec import experiment
+    from privrec.tracking.hydra_callback import JOBS_ENV, PARENT_ENV, SKIP_ENV
+    from privrec.tracking.record import now_ms
+    from privrec.tracking.store import open_store, repair, write_record
 
+    hydra_files = _hydra_files(cfg, hc)  # captured now: a later job in the same folder cannot change them
     container = OmegaConf.to_container(cfg, resolve=True)
-    hydra_dir = Path(HydraConfig.get().runtime.output_dir) / ".hydra"
     tracking = container.get("tracking") or {}
-    if tracking.get("enabled", True):
-        from privrec.tracking.buffered import BufferedMlflowTracker
-
-        # Sweep jobs fall back to MLflow in-process (all cores are busy with jobs); a single run starts a
-        # writer process so that MLflow's import overlaps the pipeline on the other core.
-        tracker = BufferedMlflowTracker(tracking_uri=tracking.get("tracking_uri"),
-                                        experiment=tracking.get("experiment", "privrec"),
-                                        fallback="inprocess" if multirun else "subprocess")
-    else:
-        from privrec.tracking.base import MemoryTracker
-
-        tracker = MemoryTracker()
-    show = bool(container.get("progress", True)) and not multirun
-    bar = None
-
-    def on_stage(name: str) -> None:
-        # Created at the first stage, i.e. after the config was validated: a config error prints one line only.
-        nonlocal bar
-        if not show:
-            return
-        if bar is None:
-            from tqdm import tqdm
-
-            bar = tqdm(total=len(experiment.STAGES), desc="privrec", unit="stage", leave=False, file=sys.stderr,
-                       disable=None, bar_format="{desc}: {n_fmt}/{total_fmt} {postfix} [{elapsed}]")
-        else:
-            bar.update(1)
-        bar.set_postfix_str(name)
-
+    if not isinstance(tracking, dict):
+        raise ConfigError(f"tracking must be a mapping with enabled, experiment and tracking_uri; got {tracking!r}.")
+    enabled = _flag(tracking, "enabled", True)
+    show = _flag(container, "progress", True) and not multirun
+    _flag(container, "resume", False)
+    plan = experiment.plan(container)  # every component built: config errors before any work
+    store = None
+    if enabled:
+        store = open_store(tracking.get("tracking_uri"), tracking.get("experiment", "privrec"))
+        if not multirun:
+            repaired = repair(store)
+            if repaired:
+                print(f"privrec: marked {repaired} run(s) left RUNNING by a killed process as FAILED "
+                      f"(tag privrec.interrupted).", file=sys.stderr)
+    parent = os.environ.get(PARENT_ENV) or None if multirun else None
+    job = hc.job.get("num") if multirun else None
+    if parent and experiment.config_sha256(container)[:16] in set(os.environ.get(SKIP_ENV, "").split(",")):
+        print(f"[job {job}] skipped: already FINISHED in the resumed sweep {parent}")
+        return {}
     mode = container.get("parallel_attacks", "auto")
     mode = {True: "true", False: "false"}.get(mode, str(mode).lower())
     if mode not in ("auto", "true", "false"):
         raise ConfigError(f"parallel_attacks must be auto, true or false; got {container.get('parallel_attacks')!r}.")
-    worker = None
-    if not multirun and mode != "false":
-        from privrec.attacks.worker import AttackWorker
+    from privrec.speed import AttackExecutor
 
-        proc, _ATTACK_PROCESS[:] = (_ATTACK_PROCESS or [None])[0], []
-        if proc is not None or mode == "true" or _usable_cores() >= 2:
-            worker = AttackWorker(proc)
+    executor = _STATE.pop("early_attacks", None)
+    if multirun or not AttackExecutor.wanted(attacks_configured=bool(plan.attacks), mode=mode):
+        if executor is not None:
+            executor.close()
+        executor = None
+    elif executor is None:
+        executor = AttackExecutor().start()
+    output_dir = Path(hc.runtime.output_dir)
+    bar = _progress() if show else None
+    start = now_ms()
     try:
-        result = experiment.run(container, tracker=tracker, hydra_dir=hydra_dir, on_stage=on_stage,
-                                attack_worker=worker)
+        record = experiment.run(plan, hydra_files=hydra_files, on_stage=bar, attack_executor=executor)
+    except BaseException as exc:
+        if store is not None:
+            failed = experiment.failed_record(container, exc, start_time=start, hydra_files=hydra_files)
+            _STATE["written"] = write_record(store, failed, parent_run_id=parent, save_to=output_dir)
+        raise
     finally:
         if bar is not None:
             bar.close()
-        if worker is not None:
-            worker.close()
-    print(summary(container, result, multirun=multirun, job=HydraConfig.get().job.get("num")))
+        if executor is not None:
+            executor.close()
+    if multirun and os.environ.get(JOBS_ENV):
+        record = record.with_tags({"privrec.sweep_jobs": os.environ[JOBS_ENV]})
+    written = write_record(store, record, parent_run_id=parent, save_to=output_dir) if store else None
+    _STATE["written"] = written
+    print(summary(container, record, where=_where(written), multirun=multirun, job=job))
+    if written is not None and written.saved is not None:
+        print(f"privrec: error: the run could not be written to {store.uri} ({written.error}); it is saved in "
+              f"{written.saved} - write it later with: privrec sync {written.saved.parent}", file=sys.stderr)
+        if not multirun:
+            raise SystemExit(1)
     objectives = container.get("objectives")
     if objectives:  # a sweeper that optimises (Optuna) gets the named metrics, in order
-        missing = [k for k in objectives if k not in result.metrics]
+        missing = [k for k in objectives if k not in record.metrics]
         if missing:
             raise ConfigError(f"objectives must name metrics the run produces; got {missing[0]!r}; "
-                              f"e.g. {sorted(k for k in result.metrics if k.startswith(('eval/', 'attack/')))[:8]}.")
-        return tuple(float(result.metrics[k]) for k in objectives)
-    return result.metrics
+                              f"e.g. {sorted(k for k in record.metrics if k.startswith(('eval/', 'attack/')))[:8]}.")
+        return tuple(float(record.metrics[k]) for k in objectives)
+    return dict(record.metrics)
 
 
-def summary(cfg: dict, result, *, multirun: bool = False, job: Any = None) -> str:
+class _progress:
+    """A stage progress bar on stderr (a terminal only), created at the first stage, i.e. after the config
+    was validated: a config error prints one line only."""
+
+    def __init__(self) -> None:
+        self._bar = None
+
+    def __call__(self, name: str) -> None:
+        from privrec import experiment
+
+        if self._bar is None:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=len(experiment.STAGES), desc="privrec", unit="stage", leave=False,
+                             file=sys.stderr, disable=None, bar_format="{desc}: {n_fmt}/{total_fmt} {postfix} [{elapsed}]")
+        else:
+            self._bar.update(1)
+        self._bar.set_postfix_str(name)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+def _where(written) -> str:
+    if written is None:
+        return "not tracked (tracking.enabled=false)"
+    if written.run_id is not None:
+        return f"run {written.run_id}"
+    return f"not written; saved to {written.saved}"
+
+
+def summary(cfg: dict, record, *, where: str = "", multirun: bool = False, job: Any = None) -> str:
     """A short table: nDCG@10 / recall@20 overall and per consent segment, users withheld, run location."""
-    m = result.metrics
+    m = record.metrics
     cut_lo, cut_hi = min(cfg["evaluation"]["cutoffs"]), max(cfg["evaluation"]["cutoffs"])
     keys = (f"ndcg_at_{cut_lo}", f"recall_at_{cut_hi}")
     model = cfg["model"]["_target_"].rsplit(".", 1)[-1]
@@ -235,7 +309,7 @@ def summary(cfg: dict, result, *, multirun: bool = False, job: Any = None) -> st
     if multirun:
         parts = [f"{k}={m.get(f'eval/{k}', float('nan')):.4f}" for k in keys]
         return f"[job {job}] {model} {privacy} seed={cfg.get('seed')}: " + " ".join(parts)
-    lines = [f"privrec: {result.report.transform} on {cfg['dataset']['_target_'].rsplit('.', 1)[-1]}, "
+    lines = [f"privrec: {record.tags.get('privacy.transform')} on {cfg['dataset']['_target_'].rsplit('.', 1)[-1]}, "
              f"model {model}, seed {cfg.get('seed')}",
              f"  {'segment':<12}{'users':>8}{f'nDCG@{cut_lo}':>12}{f'recall@{cut_hi}':>12}"]
     for seg in ("overall", "consented", "opted_out"):
@@ -258,7 +332,9 @@ def summary(cfg: dict, result, *, multirun: bool = False, job: Any = None) -> st
         headline = reid[-1:] + [k for k in attacks if "auc" in k and "tpr" not in k]
         lines.append("  attacks: " + ", ".join(f"{k.removeprefix('attack/')}={m[k]:.3f}" for k in headline)
                      + f" ({len(attacks)} attack metrics in MLflow)")
-    lines.append(f"  MLflow: {result.tracking}")
+    tracking = cfg.get("tracking") or {}
+    lines.append(f"  MLflow: {where} in experiment '{tracking.get('experiment')}' at {tracking.get('tracking_uri')}"
+                 if where.startswith("run ") else f"  MLflow: {where}")
     lines.append("  compare runs: privrec ui")
     return "\n".join(lines)
 
@@ -349,11 +425,21 @@ def _report(argv: list[str]) -> int:
     runs = load_runs(args.tracking_uri, experiment=args.experiment,
                      sweep=None if args.sweep == "all" else args.sweep)
     x = args.x or default_x(runs)
+    title = f"{args.experiment}: {len(runs)} runs"
+    status = runs.attrs.get("sweep_status")
+    if status is not None and status != "FINISHED":
+        total = runs.attrs.get("sweep_total")
+        done = f"{runs.attrs['sweep_finished']} of {total if total else '?'} jobs finished"
+        state = "still running" if status == "RUNNING" else ("interrupted" if runs.attrs.get("sweep_interrupted")
+                                                             else "incomplete")
+        print(f"privrec: sweep {runs.attrs['sweep_run_id']} is {state}: {done}; the figure says so.",
+              file=sys.stderr)
+        title = f"{args.experiment}: {state} sweep, {done}"
     out = Path(args.out or Path("report") / args.experiment)
     out.mkdir(parents=True, exist_ok=True)
     group = None if args.group.lower() == "none" else args.group
     paths = write_report(runs, x=x, y=args.y, out_dir=out, group=group, panels=args.panels, baseline=args.baseline,
-                         measures=args.measure, title=f"{args.experiment}: {len(runs)} runs")
+                         measures=args.measure, title=title)
     parent = runs.attrs.get("sweep_run_id")
     if parent:
         log_report_artifacts(runs.attrs.get("tracking_uri"), parent, list(paths.values()))
@@ -387,15 +473,51 @@ def _reproduce(argv: list[str]) -> int:
     return 1
 
 
+# ---------------------------------------------------------------------------- sync
+def _sync(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="privrec sync", description="write saved run records into a store")
+    parser.add_argument("folders", nargs="+", help="run folders (searched recursively for record.json)")
+    parser.add_argument("--tracking-uri", default=None, help="target store (default: the one each run was "
+                        "configured with)")
+    parser.add_argument("--experiment", default=None, help="target experiment (default: each run's own)")
+    args = parser.parse_args(argv)
+    from privrec.tracking.record import RECORD_FILE, RunRecord
+    from privrec.tracking.store import open_store, write_record
+
+    files = []
+    for folder in map(Path, args.folders):
+        files.extend([folder] if folder.is_file() else sorted(folder.rglob(RECORD_FILE)))
+    if not files:
+        raise ConfigError(f"sync needs folders holding a saved {RECORD_FILE}; got none under "
+                          f"{', '.join(args.folders)}.")
+    stores: dict = {}
+    written = []
+    for path in files:
+        try:
+            record = RunRecord.from_json(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError, KeyError) as exc:
+            raise ConfigError(f"sync needs valid saved run records; got {path} ({type(exc).__name__}).") from None
+        uri = args.tracking_uri or record.params.get("tracking.tracking_uri")
+        exp = args.experiment or record.params.get("tracking.experiment") or "privrec"
+        store = stores.get((uri, exp)) or stores.setdefault((uri, exp), open_store(uri, exp))
+        parent = record.tags.get("privrec.parent_run_id") or None
+        result = write_record(store, record, parent_run_id=parent)  # raises if the store still fails
+        path.rename(path.with_name("record.synced.json"))  # a second sync does not write it twice
+        written.append(result.run_id)
+        print(f"privrec: synced {path} -> run {result.run_id} in experiment '{exp}' at {store.uri}")
+    print(f"privrec: synced {len(written)} run(s).")
+    return 0
+
+
 # ---------------------------------------------------------------------------- ui
 def _ui(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="privrec ui")
     parser.add_argument("--port", type=int, default=5000)
     parser.add_argument("--tracking-uri", default=None)
     args = parser.parse_args(argv)
-    from privrec.tracking.mlflow_tracker import resolve_tracking_uri
+    from privrec.tracking.uri import parse_tracking_uri
 
-    uri = resolve_tracking_uri(args.tracking_uri)
+    uri = parse_tracking_uri(args.tracking_uri).uri
     print(f"privrec: MLflow UI for {uri} at http://127.0.0.1:{args.port} (Ctrl-C to stop)")
     import subprocess
 
@@ -428,7 +550,7 @@ def main(argv: list[str] | None = None) -> int:
     command, rest = argv[0], argv[1:]
     handlers = {"run": lambda: _run(rest, debug=debug), "data": lambda: _data(rest), "ui": lambda: _ui(rest),
                 "release": lambda: _release(rest), "reproduce": lambda: _reproduce(rest),
-                "report": lambda: _report(rest)}
+                "report": lambda: _report(rest), "sync": lambda: _sync(rest)}
     if command not in handlers:
         return _fail(f"command must be one of {sorted(handlers)}; got {command!r}. See privrec --help.")
     try:
@@ -440,31 +562,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def entry() -> None:
-    """The ``privrec`` console script: :func:`main`, then exit without the interpreter's teardown.
+    """The ``privrec`` console script: :func:`main`, then exit (:func:`privrec.speed.exit`: without the
+    interpreter's teardown when speed tricks are on; every file and helper process of the command is closed
+    and the record written before ``main`` returns)."""
+    from privrec import speed
 
-    Tearing down numpy/scipy/scikit-learn/pandas/Hydra module state costs ~0.5 s at every exit and does
-    nothing a finished command needs: output streams and log handlers are flushed and closed here, and every
-    file and helper process of the command has been closed (the MLflow record is committed, the attack
-    worker reaped) before ``main`` returns. Exceptions: a sweep exits normally (so that joblib's resource
-    tracker releases its shared-memory folders and semaphores) after asking its idle workers to stop all at
-    once; a process under a profiler or tracer (cProfile, coverage) exits normally to write its results."""
-    code = main()
-    if sys.getprofile() or sys.gettrace():
-        sys.exit(code)  # profilers and coverage tools write their results at a normal exit
-    if any(a in ("-m", "--multirun") for a in sys.argv[1:]):
-        from privrec import _hydra
-
-        _hydra.stop_workers()
-        sys.exit(code)  # a normal exit, so that joblib's resource tracker releases its folders and semaphores
-    import logging
-
-    logging.shutdown()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):  # a closed pipe (e.g. `privrec run | head`)
-            pass
-    os._exit(code if isinstance(code, int) else 1)
+    speed.exit(main())
 
 
 if __name__ == "__main__":  # pragma: no cover

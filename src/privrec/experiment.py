@@ -1,19 +1,24 @@
-"""``run(cfg) -> RunResult``: the pure pipeline (no Hydra import).
+"""``run(cfg) -> RunRecord``: the pure pipeline (no Hydra import, no tracker, no store).
 
 load -> preprocess -> split -> privacy treatment (train part only) -> fit -> evaluate against the true
-held-out behaviour of every user (consented and opted-out alike) -> record.
+held-out behaviour of every user (consented and opted-out alike) -> attacks. :func:`run` returns a frozen
+:class:`~privrec.tracking.record.RunRecord` (params, metrics, tags and the content of every artifact, the
+``.hydra`` files included, captured while the run happens); writing it into a store is the caller's business
+(:func:`privrec.tracking.write_record`). :func:`plan` builds and validates every component first, so a bad
+config fails before any work; :func:`failed_record` is the record of a run that raised.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import os
 import platform
 import subprocess
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -23,26 +28,16 @@ import numpy as np
 from privrec.config import accepts, build, flatten
 from privrec.data.dataset import Dataset
 from privrec.errors import ConfigError, PrivRecError
-from privrec.privacy.base import PrivacyReport
 from privrec.random import streams
-from privrec.tracking.base import MemoryTracker, Tracker
+from privrec.tracking.record import RunRecord, now_ms
 
-__all__ = ["RunResult", "default_run_name", "load_data", "run", "segments_for"]
+__all__ = ["STAGES", "Plan", "config_sha256", "default_run_name", "failed_record", "is_secret", "load_data",
+           "plan", "run", "segments_for"]
 
 STAGES = ("load", "split", "privacy", "fit", "evaluate", "attack", "record")
 _LIBRARIES = ("implicit", "numpy", "scipy", "pandas", "mlflow", "hydra-core", "threadpoolctl")
-
-
-@dataclass(frozen=True)
-class RunResult:
-    """What one run measured. ``metrics`` uses MLflow keys (``eval/ndcg_at_10``, ``privacy/...``)."""
-
-    metrics: dict[str, float]
-    report: PrivacyReport
-    segment_table: Any  # pandas.DataFrame: rows overall + segments, columns metrics
-    data_sha256: str
-    tracking: str
-    timings: dict[str, float] = field(default_factory=dict)
+#: Keys that say where and how a run is recorded or shown, not what it computes: left out of the config digest.
+HARNESS_KEYS = ("tracking", "progress", "parallel_attacks", "resume", "data_dir", "run_name")
 
 
 _DATA_CACHE: dict[tuple[str, str, str], tuple[Dataset, dict[str, float]]] = {}
@@ -75,99 +70,163 @@ def segments_for(train: Dataset, withheld: np.ndarray | None, attributes: list[s
     return out
 
 
-def run(
-    cfg: Mapping[str, Any],
-    *,
-    tracker: Tracker | None = None,
-    hydra_dir: str | os.PathLike | None = None,
-    on_stage: Callable[[str], None] | None = None,
-    attack_worker: Any = None,
-) -> RunResult:
-    """Run one experiment from a resolved config mapping (see ``conf/config.yaml`` for the keys).
+@dataclass(frozen=True)
+class Plan:
+    """A validated config with every component built (nothing computed yet)."""
 
-    ``attack_worker`` (a :class:`privrec.attacks.worker.AttackWorker`): compute the attacks in that second
-    process while this one evaluates - same metrics, less wall time when a core is free."""
-    tracker = tracker or MemoryTracker()
-    stage = on_stage or (lambda _name: None)
+    cfg: Mapping[str, Any]
+    splitter: Any
+    transform: Any
+    model: Any
+    attacks: Mapping[str, Any]
+    cutoffs: tuple[int, ...]
+    segment_by: tuple[str, ...]
+    batch_size: int
+
+
+def plan(cfg: Mapping[str, Any]) -> Plan:
+    """Build and check every component of ``cfg``; ConfigError before any work."""
+    if isinstance(cfg, Plan):
+        return cfg
     cfg = dict(cfg)
-    # Build every component first: configuration errors surface before any work or any run is created.
-    rngs = streams(cfg.get("seed", 0))
-    splitter = build(cfg["split"], name="split")
-    transform = build(cfg["privacy"], name="privacy")
-    model = build_model(cfg)
-    attacks = build(cfg.get("attack") or {}, name="attack")  # {name: attack}; empty with attack=none
     eval_cfg = dict(cfg.get("evaluation") or {})
-    cutoffs = tuple(int(k) for k in eval_cfg.get("cutoffs", (10, 20)))
+    try:
+        cutoffs = tuple(int(k) for k in eval_cfg.get("cutoffs", (10, 20)))
+    except (TypeError, ValueError):
+        raise ConfigError(f"evaluation.cutoffs must be a list of positive integers; got "
+                          f"{eval_cfg.get('cutoffs')!r}.") from None
     if not cutoffs or min(cutoffs) < 1:
         raise ConfigError(f"evaluation.cutoffs must be positive integers; got {list(cutoffs)}.")
-    tracker.start(run_name=cfg.get("run_name") or default_run_name(cfg))
+    return Plan(cfg=cfg, splitter=build(cfg["split"], name="split"), transform=build(cfg["privacy"], name="privacy"),
+                model=build_model(cfg), attacks=build(cfg.get("attack") or {}, name="attack"), cutoffs=cutoffs,
+                segment_by=tuple(eval_cfg.get("segment_by") or ()), batch_size=int(eval_cfg.get("batch_size", 2048)))
+
+
+def run(
+    cfg: Mapping[str, Any] | Plan,
+    *,
+    hydra_files: Mapping[str, str] | None = None,
+    on_stage: Callable[[str], None] | None = None,
+    attack_executor: Any = None,
+) -> RunRecord:
+    """Run one experiment from a resolved config mapping (see ``conf/config.yaml`` for the keys) or a
+    :class:`Plan`, and return its record.
+
+    ``hydra_files``: artifact name -> text of the job's Hydra files (``.hydra/config.yaml``...), recorded
+    as they were when the job started. ``attack_executor`` (:class:`privrec.speed.AttackExecutor`): compute
+    the attacks in that process while this one evaluates - same metrics, less wall time on a free core."""
+    p = plan(cfg)
+    cfg = p.cfg
+    start = now_ms()
+    stage = on_stage or (lambda _name: None)
+    rngs = streams(cfg.get("seed", 0))
     timings: dict[str, float] = {}
-    try:
-        t = time.perf_counter()
-        stage("load")
-        data, pre_stats = load_data(cfg["dataset"], cfg.get("preprocess"), cfg.get("data_dir", "data"))
-        data_sha = data.checksum()
-        timings["load"] = time.perf_counter() - t
 
-        t = time.perf_counter()
-        stage("split")
-        split = splitter.split(data, rng=rngs.split)
-        timings["split"] = time.perf_counter() - t
+    t = time.perf_counter()
+    stage("load")
+    data, pre_stats = load_data(cfg["dataset"], cfg.get("preprocess"), cfg.get("data_dir", "data"))
+    data_sha = data.checksum()
+    timings["load"] = time.perf_counter() - t
 
-        t = time.perf_counter()
-        stage("privacy")
-        treated = transform.apply(split.train, rng=rngs.privacy)
-        timings["privacy"] = time.perf_counter() - t
+    t = time.perf_counter()
+    stage("split")
+    split = p.splitter.split(data, rng=rngs.split)
+    timings["split"] = time.perf_counter() - t
 
-        t = time.perf_counter()
-        stage("fit")
-        model.fit(treated.data, rng=rngs.model)
-        timings["fit"] = time.perf_counter() - t
+    t = time.perf_counter()
+    stage("privacy")
+    treated = p.transform.apply(split.train, rng=rngs.privacy)
+    timings["privacy"] = time.perf_counter() - t
 
-        in_worker = attack_worker is not None and bool(attacks)
-        if in_worker:
-            attack_worker.submit(attacks, split, treated, model, rngs.attack)
+    t = time.perf_counter()
+    stage("fit")
+    model = p.model.fit(treated.data, rng=rngs.model)
+    timings["fit"] = time.perf_counter() - t
 
-        t = time.perf_counter()
-        stage("evaluate")
-        from privrec.evaluation import evaluate
+    in_executor = attack_executor is not None and bool(p.attacks)
+    if in_executor:
+        attack_executor.submit(p.attacks, split, treated, model, rngs.attack)
 
-        segments = segments_for(split.train, treated.withheld, list(eval_cfg.get("segment_by") or []))
-        true_popularity = (split.train.to_csr(binary=True).sum(axis=0).A1 / max(1, split.train.n_users))
-        evaluation = evaluate(model, treated.data, split.test, cutoffs=cutoffs, segments=segments,
-                              item_popularity=true_popularity, batch_size=int(eval_cfg.get("batch_size", 2048)))
-        timings["evaluate"] = time.perf_counter() - t
+    t = time.perf_counter()
+    stage("evaluate")
+    from privrec.evaluation import evaluate
 
-        t = time.perf_counter()
-        stage("attack")
-        if in_worker:  # its own compute time (it ran alongside evaluation)
-            attack_metrics, attack_missing, timings["attack"] = attack_worker.result()
-        else:
-            attack_metrics, attack_missing = run_attacks(attacks, split, treated, model, rngs.attack)
-            timings["attack"] = time.perf_counter() - t
+    segments = segments_for(split.train, treated.withheld, list(p.segment_by))
+    true_popularity = (split.train.to_csr(binary=True).sum(axis=0).A1 / max(1, split.train.n_users))
+    evaluation = evaluate(model, treated.data, split.test, cutoffs=p.cutoffs, segments=segments,
+                          item_popularity=true_popularity, batch_size=p.batch_size)
+    timings["evaluate"] = time.perf_counter() - t
 
-        stage("record")
-        metrics = dict(evaluation.to_metrics(prefix="eval"))
-        metrics.update(attack_metrics)
-        metrics.update({f"privacy/{k}": float(v) for k, v in treated.report.metrics.items()})
-        metrics.update({f"data/{k}": float(v) for k, v in data.summary().items()})
-        metrics["data/test_users"] = float((split.test.user_counts > 0).sum())
-        metrics["data/train_interactions"] = float(split.train.n_interactions)
-        metrics["data/released_interactions"] = float(treated.data.n_interactions)
-        metrics["model/fallback_users"] = float(getattr(model, "n_fallback_users_", 0))
-        metrics.update({f"time/{k}_s": v for k, v in timings.items()})
-        table = evaluation.table()
-        tracker.set_tags({f"attack.missing.{k}": v for k, v in attack_missing.items()})
-        _record(tracker, cfg, metrics, treated.report, table, pre_stats, data_sha, data.name, hydra_dir)
-        tracker.finish("FINISHED")
-    except BaseException as exc:
-        tracker.finish("FAILED", error=safe_error(exc))
-        raise
-    finally:
-        if attack_worker is not None:
-            attack_worker.close()
-    return RunResult(metrics=metrics, report=treated.report, segment_table=table, data_sha256=data_sha,
-                     tracking=tracker.describe(), timings=timings)
+    t = time.perf_counter()
+    stage("attack")
+    if in_executor:  # its own compute time (it ran alongside evaluation)
+        attack_metrics, attack_missing, timings["attack"] = attack_executor.result()
+    else:
+        attack_metrics, attack_missing = run_attacks(p.attacks, split, treated, model, rngs.attack)
+        timings["attack"] = time.perf_counter() - t
+
+    stage("record")
+    metrics = dict(evaluation.to_metrics(prefix="eval"))
+    metrics.update(attack_metrics)
+    metrics.update({f"privacy/{k}": float(v) for k, v in treated.report.metrics.items()})
+    model_report = _model_privacy_report(model)
+    if model_report is not None:
+        metrics.update({f"privacy/model/{k}": float(v) for k, v in model_report.metrics.items()})
+    metrics.update({f"data/{k}": float(v) for k, v in data.summary().items()})
+    metrics["data/test_users"] = float((split.test.user_counts > 0).sum())
+    metrics["data/train_interactions"] = float(split.train.n_interactions)
+    metrics["data/released_interactions"] = float(treated.data.n_interactions)
+    metrics["model/fallback_users"] = float(getattr(model, "n_fallback_users_", 0))
+    metrics.update({f"time/{k}_s": v for k, v in timings.items()})
+    tags = {**_base_tags(cfg), "data.sha256": data_sha, "data.name": data.name,
+            "privacy.transform": treated.report.transform,
+            **{f"attack.missing.{k}": v for k, v in attack_missing.items()}}
+    artifacts = {**_config_artifacts(cfg, hydra_files),
+                 "privacy_report.json": json.dumps(treated.report.to_dict(), indent=2, sort_keys=True),
+                 "segment_metrics.csv": evaluation.table().to_csv(float_format="%.6g"),
+                 "preprocess_stats.json": json.dumps(dict(pre_stats), indent=2)}
+    if model_report is not None:
+        artifacts["model_privacy_report.json"] = json.dumps(model_report.to_dict(), indent=2, sort_keys=True)
+    return RunRecord(run_name=_run_name(cfg), status="FINISHED", start_time=start, end_time=now_ms(),
+                     params=redact(flatten(cfg)), metrics=metrics, tags=tags, artifacts=artifacts)
+
+
+def failed_record(cfg: Mapping[str, Any], error: BaseException, *, start_time: int,
+                  hydra_files: Mapping[str, str] | None = None) -> RunRecord:
+    """The record of a run that raised ``error``: its config, provenance and a one-line error safe to log."""
+    cfg = dict(cfg.cfg if isinstance(cfg, Plan) else cfg)
+    return RunRecord(run_name=_run_name(cfg), status="FAILED", start_time=start_time, end_time=now_ms(),
+                     params=redact(flatten(cfg)), tags={**_base_tags(cfg), "error": safe_error(error)},
+                     artifacts=_config_artifacts(cfg, hydra_files))
+
+
+def config_sha256(cfg: Mapping[str, Any]) -> str:
+    """Digest of what a run computes: the resolved config without :data:`HARNESS_KEYS`, secrets redacted."""
+    kept = {k: v for k, v in dict(cfg).items() if k not in HARNESS_KEYS}
+    text = json.dumps(redact_tree(kept), sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _run_name(cfg: Mapping[str, Any]) -> str:
+    return str(cfg.get("run_name") or default_run_name(cfg))
+
+
+def _base_tags(cfg: Mapping[str, Any]) -> dict[str, str]:
+    return {**provenance(), "privrec.config_sha256": config_sha256(cfg)}
+
+
+def _config_artifacts(cfg: Mapping[str, Any], hydra_files: Mapping[str, str] | None) -> dict[str, str]:
+    import yaml  # PyYAML ships with hydra-core/omegaconf
+
+    out = {"config/resolved.yaml": yaml.safe_dump(redact_tree(dict(cfg)), sort_keys=False)}
+    out.update({f".hydra/{name}": text for name, text in (hydra_files or {}).items()})
+    return out
+
+
+def _model_privacy_report(model: Any) -> Any:
+    """The model's own privacy report, when it is itself a privacy mechanism (else None)."""
+    report = getattr(model, "privacy_report", None)
+    return report() if callable(report) else None
 
 
 def run_attacks(attacks: Mapping[str, Any], split: Any, treated: Any, model: Any,
@@ -217,38 +276,23 @@ def safe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__} (details in the console output; not logged, they may contain data)"
 
 
-def _record(tracker: Tracker, cfg: Mapping, metrics: Mapping[str, float], report: PrivacyReport, table: Any,
-            pre_stats: Mapping[str, float], data_sha: str, data_name: str, hydra_dir: Any) -> None:
-    tracker.log_params(redact(flatten(cfg)))
-    tracker.log_metrics(metrics)
-    tracker.set_tags(provenance() | {"data.sha256": data_sha, "data.name": data_name,
-                                     "privacy.transform": report.transform})
-    import yaml  # PyYAML ships with hydra-core/omegaconf
-
-    tracker.log_text(yaml.safe_dump(redact_tree(dict(cfg)), sort_keys=False), artifact_file="config/resolved.yaml")
-    tracker.log_text(json.dumps(report.to_dict(), indent=2, sort_keys=True), artifact_file="privacy_report.json")
-    tracker.log_text(table.to_csv(float_format="%.6g"), artifact_file="segment_metrics.csv")
-    tracker.log_text(json.dumps(dict(pre_stats), indent=2), artifact_file="preprocess_stats.json")
-    if hydra_dir is not None and Path(hydra_dir).is_dir():
-        tracker.log_artifact(hydra_dir, artifact_path=".hydra")
-
-
 _SECRET_KEYS = ("key", "secret", "password", "token")
 
 
-def _secret(name: str) -> bool:
+def is_secret(name: str) -> bool:
+    """Whether a config key holds a secret (its last part is key, secret, password or token)."""
     return name.rsplit(".", 1)[-1].lower() in _SECRET_KEYS
 
 
 def redact(params: Mapping[str, str]) -> dict[str, str]:
     """Flattened params with secrets (``privacy.key``, ...) replaced by ``<redacted>`` when set."""
-    return {k: ("<redacted>" if _secret(k) and v != "null" else v) for k, v in params.items()}
+    return {k: ("<redacted>" if is_secret(k) and v != "null" else v) for k, v in params.items()}
 
 
 def redact_tree(node: Any) -> Any:
     """The same redaction on a nested config."""
     if isinstance(node, Mapping):
-        return {k: ("<redacted>" if _secret(str(k)) and v is not None else redact_tree(v)) for k, v in node.items()}
+        return {k: ("<redacted>" if is_secret(str(k)) and v is not None else redact_tree(v)) for k, v in node.items()}
     if isinstance(node, list):
         return [redact_tree(v) for v in node]
     return node

@@ -55,11 +55,11 @@ def reproduce(run_id: str, *, tracking_uri: str | None = None, data_dir: str | N
         raise ConfigError("reproduce cannot re-run a config with a redacted secret (e.g. privacy.key); "
                           "re-run it by hand with the secret.")
     config["data_dir"] = data_dir or os.environ.get("PRIVREC_DATA_DIR") or config.get("data_dir", "data")
-    result = experiment.run(config)
+    result = experiment.run(config)  # a RunRecord; nothing is written anywhere
     expected_sha = recorded.tags.get("data.sha256")
-    if expected_sha and expected_sha != result.data_sha256:
+    if expected_sha and expected_sha != result.tags["data.sha256"]:
         raise ConfigError(f"reproduce found different data: dataset sha256 must be {expected_sha[:12]}…; "
-                          f"got {result.data_sha256[:12]}… under {config['data_dir']!r}.")
+                          f"got {result.tags['data.sha256'][:12]}… under {config['data_dir']!r}.")
     deterministic = is_deterministic(config)
     tol = 0.0 if deterministic else NONDETERMINISTIC_ATOL
     diffs, missing, compared = [], [], 0

@@ -1,7 +1,9 @@
-"""Experiment tracking. The only package that imports mlflow (lazily, so importing it stays cheap)."""
+"""Experiment tracking: run records and the stores they are written to. The only package that imports mlflow
+(lazily, inside the store and query modules, so importing it stays cheap)."""
 
-from privrec.tracking.base import MemoryTracker, Tracker
-from privrec.tracking.mlflow_tracker import DEFAULT_TRACKING_URI, MlflowTracker, ensure_store, resolve_tracking_uri
+from privrec.tracking.record import RunRecord
+from privrec.tracking.store import RunStore, Written, open_store, repair, write_record
+from privrec.tracking.uri import DEFAULT_TRACKING_URI, StoreURI, parse_tracking_uri, resolve_tracking_uri
 
-__all__ = sorted(["DEFAULT_TRACKING_URI", "MemoryTracker", "MlflowTracker", "Tracker", "ensure_store",
-                  "resolve_tracking_uri"])
+__all__ = ["DEFAULT_TRACKING_URI", "RunRecord", "RunStore", "StoreURI", "Written", "open_store",
+           "parse_tracking_uri", "repair", "resolve_tracking_uri", "write_record"]

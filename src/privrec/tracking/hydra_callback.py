@@ -1,88 +1,104 @@
-"""Hydra callback: one MLflow parent run per sweep, store schema created once before jobs fan out."""
+"""Hydra callback: one parent run per sweep, the store prepared once before jobs fan out, resume.
+
+``on_multirun_start`` (in the sweep's main process, before any job) opens the store - creating its schema and
+the experiment once, under a lock -, repairs runs a killed process left RUNNING, and creates the sweep's
+parent run (RUNNING, tagged with this process's liveness) or, with ``resume=true``, reopens the latest sweep
+with the same overrides. Jobs find the parent through the environment (inherited by the launcher's worker
+processes, which start after this hook). The parent ends FINISHED only when every job the sweeper launched
+has a FINISHED run under it; otherwise FAILED, with ``privrec.interrupted=true`` when the sweep was stopped.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import os
 from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from privrec.tracking.mlflow_tracker import ensure_store, resolve_tracking_uri
-from privrec.tracking.sqlite_store import open_store
+from privrec.tracking.store import INTERRUPTED_TAG, SWEEP_KEY_TAG, RunStore, open_store, repair
 
-__all__ = ["PARENT_ENV", "MlflowSweepCallback", "close_parent_run"]
+__all__ = ["JOBS_ENV", "PARENT_ENV", "SKIP_ENV", "MlflowSweepCallback", "close_parent_run", "redact_overrides",
+           "sweep_key"]
 
 PARENT_ENV = "PRIVREC_PARENT_RUN_ID"
-_URI_ENV = "PRIVREC_PARENT_TRACKING_URI"
-_EXPERIMENT_ENV = "PRIVREC_PARENT_EXPERIMENT"
+SKIP_ENV = "PRIVREC_RESUME_SKIP"  # config digests (16 hex) of jobs already FINISHED under a resumed parent
+JOBS_ENV = "PRIVREC_SWEEP_JOBS"  # how many jobs the sweeper launches (set by privrec's sweeper)
+_STATE: dict[str, Any] = {}  # this process's open sweep: store, parent run id, resumed
+
+
+def redact_overrides(overrides: list[str]) -> list[str]:
+    """Overrides with the values of secret keys (``privacy.key=...``) replaced by ``<redacted>``."""
+    from privrec.experiment import is_secret
+
+    out = []
+    for item in overrides:
+        key, sep, _value = item.partition("=")
+        out.append(f"{key}=<redacted>" if sep and is_secret(key.lstrip("+~")) else item)
+    return out
+
+
+def sweep_key(overrides: list[str], experiment: str) -> str:
+    """What identifies "the same sweep" for ``resume``: the experiment and the overrides except ``resume``."""
+    kept = sorted(o for o in overrides if not o.lstrip("+~").startswith("resume="))
+    return hashlib.sha256("\n".join([experiment, *kept]).encode()).hexdigest()[:32]
 
 
 class MlflowSweepCallback(Callback):
-    """Creates the sweep's parent run in ``on_multirun_start``; children find it through the environment
-    (inherited by joblib/loky workers, which start after this hook).
-
-    The parent run is written directly into an existing SQLite store (no MLflow import in the sweep's main
-    process); for a new store MLflow creates the schema and the experiment here, once, before any job starts,
-    so the jobs can all write directly."""
-
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         tracking = config.get("tracking") or {}
         if not tracking.get("enabled", True):
             return
-        uri = resolve_tracking_uri(tracking.get("tracking_uri"))
         experiment = tracking.get("experiment", "privrec")
-        overrides = list(OmegaConf.to_container(config.hydra.overrides.task, resolve=False))
-        sweep_dir = str(config.hydra.sweep.dir)
-        name = f"sweep {os.path.basename(sweep_dir)}"
-        tags = {"privrec.sweep": "true", "privrec.sweep_dir": sweep_dir,
-                "privrec.sweep_overrides": " ".join(overrides)[:5000]}
-        store, _why = open_store(uri, experiment)
-        if store is None:
-            ensure_store(uri, experiment)  # MLflow creates the schema and the experiment once
-            store, _why = open_store(uri, experiment)
-        if store is not None:
-            run_id = store.record_run(run_name=name, tags=tags, status="RUNNING")
-        else:  # a store privrec cannot write directly (a server, another database): MLflow's API
-            from mlflow.tracking import MlflowClient
-
-            client = MlflowClient(uri)
-            run_id = client.create_run(client.get_experiment_by_name(experiment).experiment_id,
-                                       run_name=name, tags=tags).info.run_id
-        os.environ[PARENT_ENV] = run_id
-        os.environ[_URI_ENV] = uri
-        os.environ[_EXPERIMENT_ENV] = experiment
+        store = open_store(tracking.get("tracking_uri"), experiment)
+        repaired = repair(store)
+        if repaired:
+            print(f"privrec: marked {repaired} run(s) left RUNNING by a killed process as FAILED "
+                  f"(tag {INTERRUPTED_TAG}).")
+        overrides = [str(o) for o in OmegaConf.to_container(config.hydra.overrides.task, resolve=False)]
+        key = sweep_key(overrides, experiment)
+        parent, skip = None, []
+        if bool(config.get("resume", False)):
+            found = store.find_sweep(key)
+            if found is None:
+                print("privrec: resume=true found no earlier sweep with these overrides; starting a new one.")
+            else:
+                parent = found[0]
+                done = [sha for status, sha in store.children(parent) if status == "FINISHED" and sha]
+                skip = sorted({sha[:16] for sha in done})
+                store.reopen_parent(parent)
+                print(f"privrec: resuming sweep {parent}: {len(skip)} finished job(s) will be skipped.")
+        if parent is None:
+            sweep_dir = str(config.hydra.sweep.dir)
+            tags = {"privrec.sweep": "true", "privrec.sweep_dir": sweep_dir, SWEEP_KEY_TAG: key,
+                    "privrec.sweep_overrides": " ".join(redact_overrides(overrides))[:5000]}
+            parent = store.start_parent(run_name=f"sweep {os.path.basename(sweep_dir)}", tags=tags)
+        os.environ[PARENT_ENV] = parent
+        os.environ[SKIP_ENV] = ",".join(skip)
+        _STATE.update(store=store, parent=parent)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         close_parent_run("FINISHED")
 
 
-def close_parent_run(status: str) -> str | None:
-    """Terminate the sweep's parent run (if this process opened one) with the number of its children and
-    of those that failed; FAILED when any child did. Returns its id."""
-    run_id = os.environ.pop(PARENT_ENV, None)
-    uri = os.environ.pop(_URI_ENV, None)
-    experiment = os.environ.pop(_EXPERIMENT_ENV, "privrec")
-    if not run_id or not uri:
+def close_parent_run(status: str, *, interrupted: bool = False) -> str | None:
+    """Terminate this process's sweep parent run (if it opened one): FINISHED only when ``status`` is and
+    every launched job has a FINISHED child run; tags say how many jobs finished. Returns the run id."""
+    store: RunStore | None = _STATE.pop("store", None)
+    parent: str | None = _STATE.pop("parent", None)
+    os.environ.pop(PARENT_ENV, None)
+    os.environ.pop(SKIP_ENV, None)
+    if store is None or parent is None:
         return None
-    store, _why = open_store(uri, experiment)
-    if store is not None:
-        statuses = store.children(run_id)
-    else:
-        from mlflow.tracking import MlflowClient
-
-        client = MlflowClient(uri)
-        statuses = [r.info.status for r in client.search_runs(
-            [client.get_run(run_id).info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{run_id}'",
-            max_results=50000)]
-    failed = sum(s != "FINISHED" for s in statuses)
-    final = "FAILED" if failed and status == "FINISHED" else status
-    tags = {"privrec.children": str(len(statuses)), "privrec.children_failed": str(failed)}
-    if store is not None:
-        store.set_tags(run_id, tags)
-        store.terminate(run_id, final)
-    else:
-        for key, value in tags.items():
-            client.set_tag(run_id, key, value)
-        client.set_terminated(run_id, final)
-    return run_id
+    statuses = [s for s, _sha in store.children(parent)]
+    finished = sum(s == "FINISHED" for s in statuses)
+    expected = int(os.environ.get(JOBS_ENV) or 0) or None
+    complete = finished == len(statuses) and (expected is None or finished >= expected)
+    final = "FINISHED" if status == "FINISHED" and complete and not interrupted else "FAILED"
+    tags = {"privrec.children": str(len(statuses)), "privrec.children_failed": str(len(statuses) - finished),
+            "privrec.jobs_finished": str(finished), INTERRUPTED_TAG: str(interrupted).lower()}
+    if expected is not None:
+        tags["privrec.jobs_total"] = str(expected)
+    store.finish_parent(parent, final, tags)
+    return parent

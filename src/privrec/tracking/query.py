@@ -1,7 +1,7 @@
 """Reading runs back from an MLflow store for reports (the only reporting code that touches MLflow).
 
-A local SQLite store is read directly with ``sqlite3`` (:class:`~privrec.tracking.sqlite_store.SqliteReadClient`,
-same results as MLflow's client, checked by running these tests against both); other stores through MLflow.
+Every store is read through MLflow's public client. Opening a store first repairs runs that a killed
+process left RUNNING (:func:`privrec.tracking.store.repair`), so a killed sweep reads as interrupted.
 
 :func:`load_runs` returns one row per FINISHED run with columns ``run_id``, ``params.<name>`` (strings, as
 logged: the flattened resolved config in override syntax) and ``metrics.<name>`` (floats, latest value).
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from privrec.errors import ConfigError
-from privrec.tracking.mlflow_tracker import resolve_tracking_uri
+from privrec.tracking.uri import parse_tracking_uri, resolve_tracking_uri
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 
-__all__ = ["SWEEP_TAG", "load_runs", "log_report_artifacts", "sweep_parent"]
+__all__ = ["SWEEP_TAG", "load_runs", "log_report_artifacts", "open_client", "sweep_parent"]
 
 #: Tag set on a sweep's parent run by :class:`~privrec.tracking.hydra_callback.MlflowSweepCallback`.
 SWEEP_TAG = "privrec.sweep"
@@ -49,7 +49,7 @@ def load_runs(tracking_uri: str | None = None, *, experiment: str = "privrec",
     import pandas as pd
 
     uri = resolve_tracking_uri(tracking_uri)
-    client = _client(uri)
+    client = open_client(uri)
     if sweep is None:
         exp = _experiment(client, uri, experiment)
         runs = _search(client, uri, [exp.experiment_id], "")
@@ -79,6 +79,12 @@ def load_runs(tracking_uri: str | None = None, *, experiment: str = "privrec",
     ids = pd.DataFrame({"run_id": [r.info.run_id for r in finished]})
     frame = pd.concat([ids, params, metrics], axis=1)
     frame.attrs.update(tracking_uri=uri, experiment=exp_name, sweep_run_id=parent_id)
+    if sweep is not None:
+        total = parent.data.tags.get("privrec.jobs_total") or max(
+            (r.data.tags.get("privrec.sweep_jobs", "") for r in runs), default="")
+        frame.attrs.update(sweep_status=parent.info.status, sweep_finished=len(finished),
+                           sweep_total=int(total) if str(total).isdigit() else None,
+                           sweep_interrupted=parent.data.tags.get("privrec.interrupted") == "true")
     return frame
 
 
@@ -87,14 +93,14 @@ def sweep_parent(tracking_uri: str | None, experiment: str = "privrec", sweep: s
     if sweep is None:
         return None
     uri = resolve_tracking_uri(tracking_uri)
-    return _parent_run(_client(uri), uri, experiment, sweep).info.run_id
+    return _parent_run(open_client(uri), uri, experiment, sweep).info.run_id
 
 
 def log_report_artifacts(tracking_uri: str | None, run_id: str, paths: Iterable[str | os.PathLike],
                          *, artifact_path: str = "report") -> list[str]:
     """Log each file of ``paths`` under ``artifact_path/`` of run ``run_id``; return the artifact paths."""
     uri = resolve_tracking_uri(tracking_uri)
-    client = _client(uri)
+    client = open_client(uri)
     _get_run(client, uri, run_id, what="run id")
     files = [Path(p) for p in paths]
     missing = [p.name for p in files if not p.is_file()]
@@ -107,25 +113,38 @@ def log_report_artifacts(tracking_uri: str | None, run_id: str, paths: Iterable[
 
 
 # ---------------------------------------------------------------------------------------------- helpers
-def _client(uri: str):
-    """A client for an existing store. A missing SQLite file is an error: reading must not create a store."""
-    if uri.startswith("sqlite:///"):
-        path = Path(uri[len("sqlite:///"):].split("?", 1)[0])
-        if str(path) not in ("", ":memory:") and not path.is_file():
-            raise ConfigError(f"tracking store {uri} must exist to report on; got no file at {path.resolve()}. "
-                              f"Pass --tracking-uri (or set MLFLOW_TRACKING_URI) to the store the runs were "
-                              f"logged to.")
-    from privrec.tracking.sqlite_store import read_client
-
-    direct = read_client(uri)  # a local SQLite store is read with sqlite3: no MLflow import (~4 s)
-    if direct is not None:
-        return direct
+def open_client(uri: str):
+    """MLflow's client for an existing store (a missing SQLite file is an error: reading must not create a
+    store), after repairing runs that killed processes left RUNNING."""
+    loc = parse_tracking_uri(uri)
+    if loc.sqlite_path is not None and not loc.sqlite_path.is_file():
+        raise ConfigError(f"tracking store {uri} must exist to report on; got no file at "
+                          f"{loc.sqlite_path.resolve()}. Pass --tracking-uri (or set MLFLOW_TRACKING_URI) to the "
+                          f"store the runs were logged to.")
     try:
         from mlflow.tracking import MlflowClient
 
-        return MlflowClient(tracking_uri=uri)
+        client = MlflowClient(tracking_uri=uri)
+        _repair_all(client, loc)
+        return client
+    except ConfigError:
+        raise
     except Exception as exc:
         raise _unreachable(uri, exc) from exc
+
+
+def _repair_all(client, loc) -> None:
+    """:func:`~privrec.tracking.store.repair` for every experiment of the store with RUNNING runs."""
+    from privrec.tracking.mlflow_store import MlflowStore
+    from privrec.tracking.store import repair
+
+    experiments = {e.experiment_id: e.name for e in client.search_experiments(max_results=_PAGE)}
+    if not experiments:
+        return
+    running = client.search_runs(list(experiments), filter_string="attributes.status = 'RUNNING'",
+                                 max_results=_PAGE)
+    for exp_id in sorted({r.info.experiment_id for r in running}):
+        repair(MlflowStore.from_client(loc, experiments[exp_id], client, exp_id))
 
 
 def _unreachable(uri: str, exc: BaseException) -> ConfigError:

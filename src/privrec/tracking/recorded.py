@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from privrec.errors import ConfigError
-from privrec.tracking.mlflow_tracker import resolve_tracking_uri
+from privrec.tracking.uri import parse_tracking_uri
 
 __all__ = ["RecordedRun", "load_recorded_run"]
 
@@ -26,13 +26,15 @@ def load_recorded_run(run_id: str, *, tracking_uri: str | None = None) -> Record
     """The resolved config, metrics and tags of a run; one-line ConfigError when it cannot be found."""
     import yaml
     from mlflow.exceptions import MlflowException
-    from mlflow.tracking import MlflowClient
 
-    uri = resolve_tracking_uri(tracking_uri)
-    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
+    loc = parse_tracking_uri(tracking_uri)
+    uri = loc.uri
+    if loc.sqlite_path is not None and not loc.sqlite_path.is_file():
         raise ConfigError(f"reproduce needs an existing tracking store; {uri!r} does not exist. "
                           f"Pass --tracking-uri or set MLFLOW_TRACKING_URI.")
-    client = MlflowClient(uri)
+    from privrec.tracking.query import open_client
+
+    client = open_client(uri)  # MLflow's client, after repairing runs a killed process left RUNNING
     try:
         run = client.get_run(run_id)
     except MlflowException:

@@ -1,45 +1,47 @@
-"""Record finished runs straight into an MLflow SQLite store, without importing MLflow.
+"""An accelerator for one kind of store: writing run records straight into an MLflow SQLite store with
+``sqlite3``, without importing MLflow (whose import costs ~4 s of CPU per process, more than an ML-100K run).
 
-Importing MLflow and opening its SQL store costs 4-5 s of CPU on the project's machine (SQLAlchemy, alembic,
-MLflow's own package), more than a whole ML-100K experiment; a sweep paid it in every worker. Recording a
-finished run is, however, only a handful of rows in six tables of a schema MLflow itself created. This module
-writes exactly the rows MLflow's ``SqlAlchemyStore`` writes for ``create_run`` + ``log_batch`` +
-``set_terminated`` (same columns, same metric sanitising, same artifact layout), with the standard library's
-``sqlite3``, in **one transaction**: a run appears complete and terminated, or not at all (never RUNNING).
-
-It is used only when it is safe, otherwise the caller records through MLflow (:func:`open_store` says why
-not):
-
-- the tracking URI is a local ``sqlite:///`` file that MLflow has already initialised (``alembic_version``
-  present); creating a store (alembic migrations) is always left to MLflow;
-- every table has the columns written here and no other required column, so a future MLflow schema that
-  needs more falls back instead of being written wrongly;
-- the experiment exists (MLflow creates experiments), is active, and stores artifacts on the local file system.
-
-``tests/tracking/test_sqlite_store.py`` records the same run through MLflow and through this module and checks
-that MLflow reads both back identically (params, metrics including nan/inf, tags, status, times, artifacts,
-search filters).
+Only used behind :func:`privrec.speed.enabled` and only for a store that MLflow itself created at a schema
+revision this module was tested against (:data:`TESTED_REVISIONS`, MLflow's alembic revision); for any other
+store, revision or experiment :meth:`SqliteStore.open` returns None and MLflow's client
+(:class:`~privrec.tracking.mlflow_store.MlflowStore`, the reference) is used. A record is written as exactly
+the rows MLflow's ``SqlAlchemyStore`` writes for ``create_run`` + ``log_batch`` + ``set_terminated`` (same
+columns, same metric sanitising, same artifact layout), in **one transaction**: a run appears complete and
+terminated, or not at all. ``tests/tracking/test_store_contract.py`` runs the same contract tests against both
+stores and compares what MLflow's client reads back from each.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
-import os
 import posixpath
 import re
 import shutil
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-__all__ = ["FastPathUnavailable", "RunNotFound", "SqliteReadClient", "SqliteRunStore", "open_store", "read_client",
-           "sqlite_path"]
+from privrec.tracking.record import RunRecord
+from privrec.tracking.store import (
+    CONFIG_SHA_TAG,
+    INTERRUPTED_TAG,
+    LIVENESS_TAG,
+    PARENT_TAG,
+    SWEEP_KEY_TAG,
+    liveness,
+)
+from privrec.tracking.uri import StoreURI
 
+__all__ = ["TESTED_REVISIONS", "SqliteStore"]
+
+#: MLflow schema revisions (``alembic_version.version_num``) this writer was tested against (MLflow 3.17).
+TESTED_REVISIONS = frozenset({"dc11669786a5"})
 MAX_PARAM_VALUE = 6000  # MLflow's MAX_PARAM_VAL_LENGTH; longer values are truncated (as privrec always did)
 MAX_TAG_VALUE = 8000  # MLflow's MAX_TAG_VAL_LENGTH
 MAX_KEY = 250  # MLflow's MAX_ENTITY_KEY_LENGTH
@@ -61,21 +63,11 @@ _READS: dict[str, frozenset[str]] = {
     "experiments": frozenset({"experiment_id", "name", "artifact_location", "lifecycle_stage"}),
 }
 _RUN_NAME_TAG = "mlflow.runName"
-_PARENT_TAG = "mlflow.parentRunId"
 _USER_TAG = "mlflow.user"
 
 
-class FastPathUnavailable(RuntimeError):
-    """The store cannot be written directly; record through MLflow instead. The message says why."""
-
-
-def sqlite_path(uri: str) -> Path | None:
-    """The database file of a ``sqlite:///relative`` or ``sqlite:////absolute`` URI; None for anything else
-    (other databases, in-memory SQLite, URIs with query options)."""
-    if not uri.startswith("sqlite:///") or "?" in uri:
-        return None
-    path = uri.removeprefix("sqlite:///")
-    return Path(path) if path and path != ":memory:" else None
+class _Unqualified(RuntimeError):
+    """The store does not qualify for direct writing (the message says why)."""
 
 
 def _artifact_dir(location: str | None) -> Path | None:
@@ -120,41 +112,50 @@ class _Experiment:
     artifact_dir: Path
 
 
-class SqliteRunStore:
-    """Direct writer for one MLflow SQLite store; construct with :meth:`open` (raises
-    :class:`FastPathUnavailable` when the store does not qualify)."""
+class SqliteStore:
+    """Direct writer for one experiment of one MLflow SQLite store; construct with :meth:`open`."""
 
-    def __init__(self, path: Path, experiment: _Experiment) -> None:
+    accelerated = True
+
+    def __init__(self, loc: StoreURI, path: Path, experiment_name: str, experiment: _Experiment) -> None:
+        self.loc = loc
+        self.uri = loc.uri
         self.path = path
+        self.experiment = experiment_name
         self._experiment = experiment
 
     # ------------------------------------------------------------------ opening
     @classmethod
-    def open(cls, uri: str, experiment: str) -> SqliteRunStore:
-        path = sqlite_path(uri)
-        if path is None:
-            raise FastPathUnavailable(f"tracking URI {uri!r} is not a local sqlite:/// file")
-        if not path.is_file():
-            raise FastPathUnavailable(f"store {path} does not exist yet (MLflow creates its schema)")
+    def open(cls, loc: StoreURI, experiment: str) -> SqliteStore | None:
+        """The writer, or None when the store does not qualify (then MLflow's client is used)."""
+        try:
+            return cls._open(loc, experiment)
+        except (_Unqualified, sqlite3.Error):
+            return None
+
+    @classmethod
+    def _open(cls, loc: StoreURI, experiment: str) -> SqliteStore:
+        path = loc.sqlite_path
+        if path is None or not path.is_file():
+            raise _Unqualified("not an existing local SQLite file")
         with closing(cls._connect(path)) as con:
             schema = _schema(con, ["alembic_version", *_WRITES, *_READS])
             if "alembic_version" not in schema:
-                raise FastPathUnavailable(f"store {path} has no MLflow schema yet")
+                raise _Unqualified("no MLflow schema yet")
+            revisions = {row[0] for row in con.execute("SELECT version_num FROM alembic_version")}
+            if not revisions or not revisions <= TESTED_REVISIONS:
+                raise _Unqualified(f"schema revision {sorted(revisions)} was not tested")
             for table, needed in (_WRITES | _READS).items():
-                if table not in schema:
-                    raise FastPathUnavailable(f"store {path} has no table {table!r}")
-                columns = schema[table]
-                missing = needed - set(columns)
-                if missing:
-                    raise FastPathUnavailable(f"table {table!r} lacks columns {sorted(missing)}")
+                columns = schema.get(table)
+                if columns is None or needed - set(columns):
+                    raise _Unqualified(f"table {table!r} lacks columns")
                 if table in _WRITES:
                     # PRAGMA row: (cid, name, type, notnull, default, pk)
                     required = {name for name, row in columns.items() if row[3] and row[4] is None}
-                    unknown = required - needed
-                    if unknown:
-                        raise FastPathUnavailable(f"table {table!r} requires unknown columns {sorted(unknown)}")
+                    if required - needed:
+                        raise _Unqualified(f"table {table!r} requires unknown columns")
             found = cls._find_experiment(con, experiment, workspace="workspace" in schema["experiments"])
-        return cls(path, found)
+        return cls(loc, path, experiment, found)
 
     @staticmethod
     def _connect(path: Path) -> sqlite3.Connection:
@@ -169,17 +170,89 @@ class SqliteRunStore:
             query += " AND workspace = 'default'"
         rows = con.execute(query, (name,)).fetchall()
         if not rows:
-            raise FastPathUnavailable(f"experiment {name!r} does not exist yet (MLflow creates experiments)")
+            raise _Unqualified("the experiment does not exist yet (MLflow creates experiments)")
         experiment_id, location, stage = rows[0]
         if stage != "active":
-            raise FastPathUnavailable(f"experiment {name!r} is {stage}")
+            raise _Unqualified("the experiment is not active")
         artifact_dir = _artifact_dir(location)
         if artifact_dir is None:
-            raise FastPathUnavailable(f"experiment {name!r} stores artifacts outside the local file system")
+            raise _Unqualified("the experiment stores artifacts outside the local file system")
         return _Experiment(int(experiment_id), location, artifact_dir)
 
-    # ------------------------------------------------------------------ writing
-    def record_run(
+    # ------------------------------------------------------------------ the RunStore interface
+    def write(self, record: RunRecord, *, parent_run_id: str | None = None) -> str:
+        return self._insert_run(run_name=record.run_name, params=record.params, metrics=record.metrics,
+                                tags=record.tags, texts=record.artifacts, status=record.status,
+                                start_time=record.start_time, end_time=record.end_time, parent_run_id=parent_run_id)
+
+    def start_parent(self, *, run_name: str, tags: Mapping[str, str]) -> str:
+        return self._insert_run(run_name=run_name, tags={**tags, LIVENESS_TAG: liveness()}, status="RUNNING")
+
+    def reopen_parent(self, run_id: str) -> None:
+        with self._transaction() as con:
+            con.execute("UPDATE runs SET status = 'RUNNING', end_time = NULL WHERE run_uuid = ?", (run_id,))
+            self._set_tags(con, run_id, {LIVENESS_TAG: liveness(), INTERRUPTED_TAG: "false"})
+
+    def finish_parent(self, run_id: str, status: str, tags: Mapping[str, str]) -> None:
+        self._terminate([run_id], status, tags)
+
+    def children(self, parent_run_id: str) -> list[tuple[str, str | None]]:
+        with closing(self._connect(self.path)) as con:
+            rows = con.execute(
+                "SELECT r.status, s.value FROM runs r JOIN tags t ON t.run_uuid = r.run_uuid "
+                "LEFT JOIN tags s ON s.run_uuid = r.run_uuid AND s.key = ? "
+                "WHERE t.key = ? AND t.value = ? AND r.lifecycle_stage = 'active'",
+                (CONFIG_SHA_TAG, PARENT_TAG, parent_run_id)).fetchall()
+        return [(status, sha) for status, sha in rows]
+
+    def find_sweep(self, sweep_key: str) -> tuple[str, str] | None:
+        with closing(self._connect(self.path)) as con:
+            row = con.execute(
+                "SELECT r.run_uuid, r.status FROM runs r JOIN tags t ON t.run_uuid = r.run_uuid "
+                "WHERE t.key = ? AND t.value = ? AND r.experiment_id = ? AND r.lifecycle_stage = 'active' "
+                "ORDER BY r.start_time DESC LIMIT 1",
+                (SWEEP_KEY_TAG, sweep_key, self._experiment.experiment_id)).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def running(self) -> list[tuple[str, str | None]]:
+        with closing(self._connect(self.path)) as con:
+            rows = con.execute(
+                "SELECT r.run_uuid, t.value FROM runs r LEFT JOIN tags t ON t.run_uuid = r.run_uuid AND t.key = ? "
+                "WHERE r.status = 'RUNNING' AND r.experiment_id = ? AND r.lifecycle_stage = 'active'",
+                (LIVENESS_TAG, self._experiment.experiment_id)).fetchall()
+        return [(run_id, alive) for run_id, alive in rows]
+
+    def mark_interrupted(self, run_ids: list[str], reason: str) -> None:
+        self._terminate(run_ids, "FAILED", {INTERRUPTED_TAG: "true", "error": reason})
+
+    # ------------------------------------------------------------------ rows
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with closing(self._connect(self.path)) as con:
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                yield con
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
+
+    @staticmethod
+    def _set_tags(con: sqlite3.Connection, run_id: str, tags: Mapping[str, str]) -> None:
+        con.executemany("INSERT OR REPLACE INTO tags (key, value, run_uuid) VALUES (?, ?, ?)",
+                        [(_check_key(k, "tag"), str(v)[:MAX_TAG_VALUE], run_id) for k, v in tags.items()])
+
+    def _terminate(self, run_ids: list[str], status: str, tags: Mapping[str, str]) -> None:
+        """Tags, then MLflow's ``set_terminated``: final status and end time, in one transaction."""
+        if status not in ("FINISHED", "FAILED", "KILLED"):
+            raise ValueError(f"run status must be FINISHED, FAILED or KILLED; got {status!r}.")
+        with self._transaction() as con:
+            for run_id in run_ids:
+                self._set_tags(con, run_id, tags)
+                con.execute("UPDATE runs SET status = ?, end_time = ? WHERE run_uuid = ?",
+                            (status, int(time.time() * 1000), run_id))
+
+    def _insert_run(
         self,
         *,
         run_name: str,
@@ -187,14 +260,13 @@ class SqliteRunStore:
         metrics: Mapping[str, float] | None = None,
         tags: Mapping[str, str] | None = None,
         texts: Mapping[str, str] | None = None,
-        paths: Iterable[tuple[str, str | None]] = (),
         status: str = "FINISHED",
         start_time: int | None = None,
         end_time: int | None = None,
         parent_run_id: str | None = None,
     ) -> str:
-        """Write a whole run (rows and artifacts) and return its id. ``status`` ``RUNNING`` leaves it open
-        (for a sweep's parent run, closed by :meth:`terminate`)."""
+        """Write a whole run (rows and artifacts) and return its id. ``RUNNING`` leaves it open (a sweep's
+        parent run, closed by :meth:`finish_parent`)."""
         if status not in ("FINISHED", "FAILED", "KILLED", "RUNNING"):
             raise ValueError(f"run status must be FINISHED, FAILED, KILLED or RUNNING; got {status!r}.")
         now = int(time.time() * 1000)
@@ -202,75 +274,41 @@ class SqliteRunStore:
         end_time = None if status == "RUNNING" else int(end_time if end_time is not None else now)
         all_tags = {_RUN_NAME_TAG: run_name} | dict(tags or {})
         if parent_run_id:
-            all_tags[_PARENT_TAG] = parent_run_id
+            all_tags[PARENT_TAG] = parent_run_id
         tag_rows = [(_check_key(k, "tag"), str(v)[:MAX_TAG_VALUE]) for k, v in all_tags.items()]
         param_rows = [(_check_key(k, "param"), str(v)[:MAX_PARAM_VALUE]) for k, v in (params or {}).items()]
         metric_rows = [(_check_key(k, "metric"), *_metric_row(v)) for k, v in (metrics or {}).items()]
+        stamp = end_time if end_time is not None else now
 
         run_id = uuid.uuid4().hex
         run_dir = self._experiment.artifact_dir / run_id
-        artifacts = run_dir / "artifacts"
         try:
-            _write_artifacts(artifacts, texts or {}, paths)
-            with closing(self._connect(self.path)) as con:
-                con.execute("BEGIN IMMEDIATE")
-                try:
-                    (stage,) = con.execute("SELECT lifecycle_stage FROM experiments WHERE experiment_id = ?",
-                                           (self._experiment.experiment_id,)).fetchone() or ("missing",)
-                    if stage != "active":
-                        raise FastPathUnavailable(f"experiment {self._experiment.experiment_id} is {stage}")
-                    con.execute(
-                        "INSERT INTO runs (run_uuid, name, source_type, source_name, entry_point_name, user_id, "
-                        "status, start_time, end_time, source_version, lifecycle_stage, artifact_uri, "
-                        "experiment_id, deleted_time) VALUES (?, ?, 'UNKNOWN', '', '', ?, ?, ?, ?, '', 'active', "
-                        "?, ?, NULL)",
-                        (run_id, run_name, all_tags.get(_USER_TAG, "unknown"), status, start_time, end_time,
-                         f"{self._experiment.artifact_location.rstrip('/')}/{run_id}/artifacts",
-                         self._experiment.experiment_id))
-                    con.executemany("INSERT INTO tags (key, value, run_uuid) VALUES (?, ?, ?)",
-                                    [(k, v, run_id) for k, v in tag_rows])
-                    con.executemany("INSERT INTO params (key, value, run_uuid) VALUES (?, ?, ?)",
-                                    [(k, v, run_id) for k, v in param_rows])
-                    con.executemany("INSERT INTO metrics (key, value, timestamp, run_uuid, step, is_nan) "
-                                    "VALUES (?, ?, ?, ?, 0, ?)", [(k, v, now, run_id, n) for k, v, n in metric_rows])
-                    con.executemany("INSERT INTO latest_metrics (key, value, timestamp, step, is_nan, run_uuid) "
-                                    "VALUES (?, ?, ?, 0, ?, ?)", [(k, v, now, n, run_id) for k, v, n in metric_rows])
-                    con.execute("COMMIT")
-                except BaseException:
-                    con.execute("ROLLBACK")
-                    raise
+            _write_artifacts(run_dir / "artifacts", texts or {}, ())
+            with self._transaction() as con:
+                (stage,) = con.execute("SELECT lifecycle_stage FROM experiments WHERE experiment_id = ?",
+                                       (self._experiment.experiment_id,)).fetchone() or ("missing",)
+                if stage != "active":
+                    raise RuntimeError(f"experiment '{self.experiment}' is {stage} in {self.uri}")
+                con.execute(
+                    "INSERT INTO runs (run_uuid, name, source_type, source_name, entry_point_name, user_id, "
+                    "status, start_time, end_time, source_version, lifecycle_stage, artifact_uri, "
+                    "experiment_id, deleted_time) VALUES (?, ?, 'UNKNOWN', '', '', ?, ?, ?, ?, '', 'active', "
+                    "?, ?, NULL)",
+                    (run_id, run_name, all_tags.get(_USER_TAG, "unknown"), status, start_time, end_time,
+                     f"{self._experiment.artifact_location.rstrip('/')}/{run_id}/artifacts",
+                     self._experiment.experiment_id))
+                con.executemany("INSERT INTO tags (key, value, run_uuid) VALUES (?, ?, ?)",
+                                [(k, v, run_id) for k, v in tag_rows])
+                con.executemany("INSERT INTO params (key, value, run_uuid) VALUES (?, ?, ?)",
+                                [(k, v, run_id) for k, v in param_rows])
+                con.executemany("INSERT INTO metrics (key, value, timestamp, run_uuid, step, is_nan) "
+                                "VALUES (?, ?, ?, ?, 0, ?)", [(k, v, stamp, run_id, n) for k, v, n in metric_rows])
+                con.executemany("INSERT INTO latest_metrics (key, value, timestamp, step, is_nan, run_uuid) "
+                                "VALUES (?, ?, ?, 0, ?, ?)", [(k, v, stamp, n, run_id) for k, v, n in metric_rows])
         except BaseException:
             shutil.rmtree(run_dir, ignore_errors=True)  # nothing half-written: no rows, no stray files
             raise
         return run_id
-
-    def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
-        """Insert or replace tags of an existing run."""
-        rows = [(_check_key(k, "tag"), str(v)[:MAX_TAG_VALUE], run_id) for k, v in tags.items()]
-        with closing(self._connect(self.path)) as con:
-            con.execute("BEGIN IMMEDIATE")
-            con.executemany("INSERT OR REPLACE INTO tags (key, value, run_uuid) VALUES (?, ?, ?)", rows)
-            con.execute("COMMIT")
-
-    def children(self, run_id: str) -> list[str]:
-        """Statuses of the runs whose parent is ``run_id``."""
-        with closing(self._connect(self.path)) as con:
-            rows = con.execute("SELECT r.status FROM runs r JOIN tags t ON t.run_uuid = r.run_uuid "
-                               "WHERE t.key = ? AND t.value = ? AND r.lifecycle_stage = 'active'",
-                               (_PARENT_TAG, run_id)).fetchall()
-        return [status for (status,) in rows]
-
-    def terminate(self, run_id: str, status: str, *, end_time: int | None = None) -> None:
-        """Set a RUNNING run's final status and end time (MLflow's ``set_terminated``)."""
-        if status not in ("FINISHED", "FAILED", "KILLED"):
-            raise ValueError(f"run status must be FINISHED, FAILED or KILLED; got {status!r}.")
-        with closing(self._connect(self.path)) as con:
-            con.execute("BEGIN IMMEDIATE")
-            updated = con.execute("UPDATE runs SET status = ?, end_time = ? WHERE run_uuid = ?",
-                                  (status, int(end_time or time.time() * 1000), run_id)).rowcount
-            con.execute("COMMIT")
-        if updated != 1:
-            raise FastPathUnavailable(f"run {run_id} is not in store {self.path}")
 
 
 def _write_artifacts(root: Path, texts: Mapping[str, str], paths: Iterable[tuple[str, str | None]]) -> None:
@@ -302,179 +340,3 @@ def _schema(con: sqlite3.Connection, tables: Iterable[str]) -> dict[str, dict[st
     """Those of ``tables`` that exist: column name -> ``PRAGMA table_info`` row."""
     present = {row[0] for row in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     return {t: {row[1]: row for row in con.execute(f'PRAGMA table_info("{t}")')} for t in tables if t in present}
-
-
-def _mlflow_api_forced() -> bool:
-    return os.environ.get("PRIVREC_MLFLOW_API", "").lower() in ("1", "true", "yes")
-
-
-def open_store(uri: str, experiment: str) -> tuple[SqliteRunStore | None, str | None]:
-    """``(store, None)`` when runs for ``experiment`` at ``uri`` can be written directly, else
-    ``(None, why not)``. ``PRIVREC_MLFLOW_API=1`` always answers no (every run then goes through MLflow)."""
-    if _mlflow_api_forced():
-        return None, "PRIVREC_MLFLOW_API is set"
-    try:
-        return SqliteRunStore.open(uri, experiment), None
-    except FastPathUnavailable as exc:
-        return None, str(exc)
-    except sqlite3.Error as exc:
-        return None, f"store unreadable: {exc}"
-
-
-# ---------------------------------------------------------------------------------------------- reading
-class RunNotFound(LookupError):
-    """No active run with that id."""
-
-    error_code = "RESOURCE_DOES_NOT_EXIST"  # as MLflow's exception says it
-
-
-_TAG_FILTER = re.compile(r"^tags\.`?([^`=\s]+)`?\s*=\s*'([^']*)'$")
-_ORDER = {"attributes.start_time ASC": "ASC", "attributes.start_time DESC": "DESC"}
-
-
-def _ns(**kwargs):
-    from types import SimpleNamespace
-
-    return SimpleNamespace(**kwargs)
-
-
-class _Page(list):
-    def __init__(self, items, token):
-        super().__init__(items)
-        self.token = token
-
-
-class SqliteReadClient:
-    """The few :class:`mlflow.tracking.MlflowClient` calls privrec's reports make (experiments by name or id,
-    run search filtered by one tag and ordered by start time, a run by id, logging a file artifact), answered
-    from the SQLite store with ``sqlite3``: ``privrec report`` then needs no MLflow import (~4 s). Results
-    have the same shape and content as MLflow's (``tests/tracking/test_query.py`` runs every report test
-    against both); built by :func:`read_client`, which says None for stores it cannot read this way."""
-
-    def __init__(self, path: Path, uri: str, workspace: bool) -> None:
-        self.path, self.uri, self._workspace = path, uri, workspace
-
-    def _rows(self, sql: str, args: tuple = ()) -> list[tuple]:
-        with closing(_read_only(self.path)) as con:
-            return con.execute(sql, args).fetchall()
-
-    # ------------------------------------------------------------------ experiments
-    def _experiments(self, where: str, args: tuple) -> list:
-        extra = " AND workspace = 'default'" if self._workspace else ""
-        rows = self._rows("SELECT experiment_id, name, artifact_location, lifecycle_stage FROM experiments "
-                          f"WHERE {where}{extra} ORDER BY experiment_id", args)
-        return [_ns(experiment_id=str(i), name=n, artifact_location=loc, lifecycle_stage=stage)
-                for i, n, loc, stage in rows]
-
-    def get_experiment_by_name(self, name: str):
-        found = self._experiments("name = ?", (name,))
-        return found[0] if found else None
-
-    def get_experiment(self, experiment_id: str):
-        found = self._experiments("experiment_id = ?", (int(experiment_id),))
-        if not found:
-            raise LookupError(f"no experiment {experiment_id}")
-        return found[0]
-
-    def search_experiments(self, max_results: int = 1000, page_token: str | None = None) -> _Page:
-        start = int(page_token or 0)
-        found = self._experiments("lifecycle_stage = 'active'", ())
-        page = found[start: start + max_results]
-        return _Page(page, str(start + max_results) if start + max_results < len(found) else None)
-
-    # ------------------------------------------------------------------ runs
-    def search_runs(self, experiment_ids: list[str], filter_string: str = "", max_results: int = 1000,
-                    order_by: list[str] | None = None, page_token: str | None = None) -> _Page:
-        where = [f"r.experiment_id IN ({','.join('?' * len(experiment_ids))})", "r.lifecycle_stage = 'active'"]
-        args: list = [int(i) for i in experiment_ids]
-        if filter_string.strip():
-            match = _TAG_FILTER.match(filter_string.strip())
-            if match is None:
-                raise ValueError(f"filter must be tags.`KEY` = 'VALUE' or empty; got {filter_string!r}.")
-            where.append("r.run_uuid IN (SELECT run_uuid FROM tags WHERE key = ? AND value = ?)")
-            args += [match.group(1), match.group(2)]
-        direction = "DESC"
-        for clause in order_by or []:
-            if clause not in _ORDER:
-                raise ValueError(f"order_by must be one of {sorted(_ORDER)}; got {clause!r}.")
-            direction = _ORDER[clause]
-        start = int(page_token or 0)
-        rows = self._rows(f"SELECT r.run_uuid FROM runs r WHERE {' AND '.join(where)} "
-                          f"ORDER BY r.start_time {direction}, r.run_uuid LIMIT ? OFFSET ?",
-                          (*args, max_results + 1, start))
-        ids = [r[0] for r in rows[:max_results]]
-        return _Page(self._runs(ids), str(start + max_results) if len(rows) > max_results else None)
-
-    def get_run(self, run_id: str):
-        runs = self._runs([run_id])
-        if not runs:
-            raise RunNotFound(f"Run with id={run_id} not found")
-        return runs[0]
-
-    def _runs(self, ids: list[str]) -> list:
-        out = []
-        for k in range(0, len(ids), 500):
-            chunk = ids[k:k + 500]
-            marks = ",".join("?" * len(chunk))
-            info = {r[0]: r for r in self._rows(
-                "SELECT run_uuid, status, start_time, end_time, experiment_id, lifecycle_stage, artifact_uri, name "
-                f"FROM runs WHERE run_uuid IN ({marks}) AND lifecycle_stage = 'active'", tuple(chunk))}
-            data = {i: ({}, {}, {}) for i in info}
-            for run_id, key, value in self._rows(f"SELECT run_uuid, key, value FROM params WHERE run_uuid IN ({marks})",
-                                                 tuple(chunk)):
-                data[run_id][0][key] = value
-            for run_id, key, value, is_nan in self._rows(
-                    f"SELECT run_uuid, key, value, is_nan FROM latest_metrics WHERE run_uuid IN ({marks})", tuple(chunk)):
-                data[run_id][1][key] = math.nan if is_nan else float(value)
-            for run_id, key, value in self._rows(f"SELECT run_uuid, key, value FROM tags WHERE run_uuid IN ({marks})",
-                                                 tuple(chunk)):
-                data[run_id][2][key] = value
-            for run_id in chunk:  # in the order asked
-                if run_id in info:
-                    _, status, start, end, exp, stage, artifact_uri, name = info[run_id]
-                    params, metrics, tags = data[run_id]
-                    out.append(_ns(info=_ns(run_id=run_id, status=status, start_time=start, end_time=end,
-                                            experiment_id=str(exp), lifecycle_stage=stage, artifact_uri=artifact_uri,
-                                            run_name=name),
-                                   data=_ns(params=params, metrics=metrics, tags=tags)))
-        return out
-
-    # ------------------------------------------------------------------ writing a report
-    def log_artifact(self, run_id: str, local_path: str, artifact_path: str | None = None) -> None:
-        """Copy a file into the run's artifact folder (MLflow's layout), or let MLflow do it when the
-        artifacts are not on the local file system."""
-        root = _artifact_dir(self.get_run(run_id).info.artifact_uri)
-        if root is None:
-            from mlflow.tracking import MlflowClient
-
-            MlflowClient(self.uri).log_artifact(run_id, local_path, artifact_path=artifact_path)
-            return
-        _write_artifacts(root, {}, [(local_path, artifact_path)])
-
-
-def _read_only(path: Path) -> sqlite3.Connection:
-    return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=60.0)
-
-
-def read_client(uri: str) -> SqliteReadClient | None:
-    """A :class:`SqliteReadClient` for an existing local SQLite store with a schema it can read, else None
-    (the caller uses MLflow's client; so does everything when ``PRIVREC_MLFLOW_API=1``)."""
-    if _mlflow_api_forced():
-        return None
-    path = sqlite_path(uri)
-    if path is None or not path.is_file():
-        return None
-    wanted = {"alembic_version": set(),
-              "experiments": {"experiment_id", "name", "artifact_location", "lifecycle_stage"},
-              "runs": {"run_uuid", "status", "start_time", "end_time", "experiment_id", "lifecycle_stage",
-                       "artifact_uri", "name"},
-              "params": {"run_uuid", "key", "value"}, "tags": {"run_uuid", "key", "value"},
-              "latest_metrics": {"run_uuid", "key", "value", "is_nan"}}
-    try:
-        with closing(_read_only(path)) as con:
-            schema = _schema(con, wanted)
-    except sqlite3.Error:
-        return None
-    if any(t not in schema or not cols <= set(schema[t]) for t, cols in wanted.items()):
-        return None
-    return SqliteReadClient(path, uri, workspace="workspace" in schema["experiments"])
