@@ -31,25 +31,6 @@ def _run(client, exp_id, *, start, parent=None, sweep=False, params=None, metric
     return rid
 
 
-@pytest.fixture(autouse=True, params=["sqlite", "mlflow"])
-def backend(request, monkeypatch):
-    """Every test runs twice: reading the store with sqlite3 directly, and through MLflow's client."""
-    if request.param == "mlflow":
-        monkeypatch.setenv("PRIVREC_MLFLOW_API", "1")
-    else:
-        monkeypatch.delenv("PRIVREC_MLFLOW_API", raising=False)
-    client = query._client  # check that the intended reader is the one used
-    monkeypatch.setattr(query, "_client", lambda uri: _checked(client(uri), request.param))
-    return request.param
-
-
-def _checked(client, backend):
-    from privrec.tracking.sqlite_store import SqliteReadClient
-
-    assert isinstance(client, SqliteReadClient) == (backend == "sqlite")
-    return client
-
-
 @pytest.fixture(scope="module")
 def store(empty_mlflow_store, tmp_path_factory):
     root = tmp_path_factory.mktemp("mlflow")
