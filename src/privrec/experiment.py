@@ -273,6 +273,8 @@ def safe_error(exc: BaseException) -> str:
     only their type is recorded."""
     if isinstance(exc, PrivRecError):
         return f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, KeyboardInterrupt):
+        return "KeyboardInterrupt: interrupted by the user (Ctrl-C)"
     return f"{type(exc).__name__} (details in the console output; not logged, they may contain data)"
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from privrec.errors import ConfigError
 
@@ -28,14 +30,20 @@ class Reproduction:
         return not self.differences and not self.missing
 
 
-def is_deterministic(config: dict) -> bool:
-    """Seeded ALS, item-kNN and popularity are deterministic for any thread count; BPR and LMF only with one
-    thread (their SGD threads race on shared factors)."""
-    model = config.get("model", {})
-    target = str(model.get("_target_", ""))
-    if target.endswith((".BPR", ".LMF")):
-        return int(model.get("num_threads", 1)) == 1
-    return True
+def is_deterministic(config: Mapping[str, Any]) -> bool:
+    """Whether the run's model gives bit-identical results for a seeded fit, as the model itself says.
+
+    The model is built (not fitted) from the config's ``model`` node, with its ``fallback`` node when it
+    takes one (:func:`privrec.experiment.build_model`), and its ``deterministic`` property is read: seeded
+    ALS, item-kNN and popularity are deterministic for any thread count, BPR and LMF only with one thread
+    (their SGD threads race on shared factors), and a model with a non-deterministic fallback is not.
+    """
+    from privrec.experiment import build_model  # imported when used, like experiment in reproduce()
+
+    if not isinstance(config, Mapping) or not isinstance(config.get("model"), Mapping):
+        got = type(config.get("model")).__name__ if isinstance(config, Mapping) else type(config).__name__
+        raise ConfigError(f"is_deterministic needs a config with a model node (a mapping with _target_); got {got}.")
+    return bool(build_model(config).deterministic)
 
 
 def reproduce(run_id: str, *, tracking_uri: str | None = None, data_dir: str | None = None) -> Reproduction:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import numpy as np
 import pandas as pd
 
@@ -45,15 +43,25 @@ def empty_like(data: Dataset) -> Dataset:
 
 
 class FakeModel:
-    """A fitted-model stand-in: ``score(users)`` from a fixed dense matrix, optional user factors."""
+    """A fitted-model stand-in: ``score(users)`` from a fixed dense matrix; ``user_embeddings()`` gives the
+    optional ``factors`` (NaN rows for users without training data, as the model contract says) or None."""
+
+    deterministic = True
 
     def __init__(self, scores: np.ndarray, *, factors: np.ndarray | None = None, has_data=None) -> None:
         self.scores = np.asarray(scores, dtype=np.float32)
-        self.has_data_ = np.ones(len(scores), dtype=bool) if has_data is None else np.asarray(has_data)
-        if factors is not None:
-            self.model_ = SimpleNamespace(user_factors=np.asarray(factors, dtype=np.float32))
+        self.has_data = np.ones(len(scores), dtype=bool) if has_data is None else np.asarray(has_data)
+        self.factors = None if factors is None else np.asarray(factors, dtype=np.float32)
 
     def score(self, users):
         return self.scores[np.asarray(users)]
 
+    def user_embeddings(self, users=None):
+        if self.factors is None:
+            return None
+        out = self.factors.copy()
+        out[~self.has_data] = np.nan
+        return out if users is None else out[np.asarray(users)]
 
+    def privacy_report(self):
+        return None

@@ -8,8 +8,19 @@ from attack_helpers import SECRET, FakeModel, empty_like, random_dataset
 from privrec.attacks import AttackTarget, AttributeInference
 from privrec.errors import ConfigError, DataWarning
 from privrec.models import Popularity
+from privrec.testing.attacks import AttackConformance
 
 N_USERS = 300
+
+
+class TestAttributeInferenceConformance(AttackConformance):
+    model_metrics = embedding_metrics = ("gender_auc_factors", "gender_balanced_accuracy_factors")
+
+    def make_attack(self):
+        return AttributeInference(folds=3)
+
+    def bad_configs(self):
+        return [{"folds": 1}, {"sources": ("ratings",)}, {"C": 0.0}, {"attribute": ""}]
 
 
 def key_items(data):
@@ -74,7 +85,7 @@ def test_user_factors(rng):
     assert res.metrics["gender_auc_factors"] >= 0.95
     # users without training data are left out of the factors source
     has_data = np.arange(data.n_users) % 3 > 0
-    partial = FakeModel(np.zeros((data.n_users, data.n_items)), factors=informative.model_.user_factors,
+    partial = FakeModel(np.zeros((data.n_users, data.n_items)), factors=informative.factors,
                         has_data=has_data)
     res = AttributeInference(sources=("factors",)).run(target_of(data, partial), rng=rng)
     assert res.metrics["gender_users_factors"] == has_data.sum()

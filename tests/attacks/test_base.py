@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from attack_helpers import empty_like, make_dataset, random_dataset
 
-import privrec.attacks as attacks
+from privrec import attacks
 from privrec.attacks import (
     Attack,
     AttackResult,
@@ -52,3 +52,9 @@ def test_result_to_dict():
     res = AttackResult(attack="x", metrics={"a": 1.0}, missing={"b": "why"})
     assert res.to_dict() == {"attack": "x", "metrics": {"a": 1.0}, "missing": {"b": "why"}}
     assert AttackResult(attack="y").missing == {}
+
+
+def test_conformance_module_all_is_sorted():
+    import privrec.testing.attacks as conformance
+
+    assert conformance.__all__ == sorted(conformance.__all__)

@@ -7,6 +7,18 @@ from attack_helpers import SECRET, FakeModel, random_dataset
 from privrec.attacks import AttackTarget, MembershipInference
 from privrec.errors import ConfigError
 from privrec.models import Popularity
+from privrec.testing.attacks import AttackConformance
+
+
+class TestMembershipInferenceConformance(AttackConformance):
+    model_metrics = ("mia_auc_test", "mia_tpr_at_1fpr_test", "mia_auc_random", "mia_tpr_at_1fpr_random",
+                     "mia_user_auc", "mia_user_tpr_at_1fpr")
+
+    def make_attack(self):
+        return MembershipInference(negatives=2)
+
+    def bad_configs(self):
+        return [{"negatives": 0}, {"max_users": 0}, {"negatives": 1.5}]
 
 
 def split(seed=0, n_users=80, n_items=60):

@@ -12,6 +12,15 @@ from privrec.attacks._quasi import QuasiMatch, cover_pairs
 from privrec.attacks.reidentification import _Release
 from privrec.data.dataset import Schema
 from privrec.errors import ConfigError, DataValidationError
+from privrec.testing.attacks import AttackConformance
+
+
+class TestReIdentificationConformance(AttackConformance):
+    def make_attack(self):
+        return ReIdentification(m=(1, 2, 4), demographics=True, max_targets=30)
+
+    def bad_configs(self):
+        return [{"m": 0}, {"m": ()}, {"known": "all"}, {"eccentricity": -1.0}, {"max_targets": 0}]
 
 
 def target_of(original, released=None):
@@ -236,7 +245,7 @@ def test_scores_match_a_dense_reference():
             attack = cls(m=m)
             rel = _Release(released, popular=popular, cap_items=attack.popular_items, cap_bytes=attack.bitmap_bytes,
                            days=None)
-            run = attack._prune if popular else lambda r, u, a: attack._enumerate(r, None, u, a, None)
+            run = attack._prune if popular else lambda r, u, a, attack=attack: attack._enumerate(r, None, u, a, None)
             hit, unique = run(rel, users, aux)
             np.testing.assert_array_equal(hit, expect_hit)
             np.testing.assert_array_equal(unique, expect_unique)

@@ -2,8 +2,8 @@ import re
 from pathlib import Path
 
 import privrec
-import privrec.models as models
 import privrec.testing.models as conformance
+from privrec import models
 
 
 def test_all_is_sorted_and_complete():

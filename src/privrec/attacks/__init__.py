@@ -9,6 +9,4 @@ from privrec.attacks.base import Attack, AttackResult, AttackTarget
 from privrec.attacks.membership_inference import MembershipInference
 from privrec.attacks.reidentification import ReIdentification
 
-__all__ = sorted(
-    ["Attack", "AttackResult", "AttackTarget", "AttributeInference", "MembershipInference", "ReIdentification"]
-)
+__all__ = ["Attack", "AttackResult", "AttackTarget", "AttributeInference", "MembershipInference", "ReIdentification"]

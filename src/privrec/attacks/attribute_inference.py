@@ -37,9 +37,11 @@ class AttributeInference:
     Sources (any subset of ``("released", "factors", "raw_to_released")``):
 
     - ``released``: binarised released profiles (users x items), for users with a non-empty released row.
-    - ``factors``: the fitted model's user factors (``model.model_.user_factors``) for users with training
-      data (``model.has_data_``), standardised first. ALS factors have no bias column; BPR's last column is
-      a constant 1 (harmless). Models without factors (ItemKNN, Popularity) or no model: recorded as missing.
+    - ``factors``: the fitted model's user embeddings (``model.user_embeddings()``, the model contract) for
+      users with training data (the others' rows are NaN), standardised first. For the implicit models these
+      are implicit's user factors: ALS has no bias column; BPR's last column is a constant 1 and LMF's bias
+      columns are kept (harmless). A model whose ``user_embeddings()`` is ``None`` (ItemKNN, Popularity) or
+      no model: recorded as missing.
     - ``raw_to_released``: an attacker with clean training data: fit on the *original* profiles of the
       training folds, predict from the *released* profiles of the held-out fold (same users and folds as
       ``released``). Compare with ``released`` to see whether a treatment fools a classifier trained on
@@ -179,19 +181,24 @@ def _same_pattern(a: sp.csr_matrix, b: sp.csr_matrix) -> bool:
 
 
 def _factors(model: Any, labelled: NDArray[np.bool_]) -> tuple[NDArray, NDArray, str]:
-    """Users, their factor rows and '' -- or empty arrays and the reason factors are unavailable."""
+    """Users, their embedding rows and '' -- or empty arrays and the reason embeddings are unavailable.
+
+    Asks the model contract only (``model.user_embeddings()``); users with a NaN row (no training data,
+    served by the fallback) are left out.
+    """
     none = np.zeros(0, dtype=np.int64), np.zeros((0, 0)), ""
     if model is None:
         return none[0], none[1], "no model was given."
-    factors = getattr(getattr(model, "model_", None), "user_factors", None)
-    has_data = getattr(model, "has_data_", None)
-    if factors is None or has_data is None:
-        return none[0], none[1], f"the model ({type(model).__name__}) has no user factors."
-    if hasattr(factors, "to_numpy"):  # implicit's GPU matrices
-        factors = factors.to_numpy()
+    name = type(model).__name__
+    embeddings = getattr(model, "user_embeddings", None)
+    if not callable(embeddings):
+        return none[0], none[1], f"the model ({name}) has no user factors (no user_embeddings method)."
+    factors = embeddings()
+    if factors is None:
+        return none[0], none[1], f"the model ({name}) has no user factors."
     factors = np.asarray(factors, dtype=np.float64)
     if factors.ndim != 2 or factors.shape[0] != len(labelled):
         return none[0], none[1], (f"the model's user factors have shape {factors.shape}; expected one row per "
                                   f"user ({len(labelled)}).")
-    users = np.flatnonzero(labelled & np.asarray(has_data, dtype=bool))
+    users = np.flatnonzero(labelled & np.isfinite(factors).all(axis=1))
     return users, factors[users], ""

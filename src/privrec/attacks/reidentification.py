@@ -401,7 +401,7 @@ def _count_patterns(rel: _Release, users: NDArray[np.int64], aux: NDArray[np.int
     of the (one or two) known items it holds, and how many profiles hold each pattern is known from the
     supports and the co-occurrence block. The best profile is the target exactly when the best pattern is
     held by one profile and that pattern is the target's own."""
-    n, m = aux.shape
+    m = aux.shape[1]
     held = np.stack([rel.bit(users, pcode[:, j]) for j in range(m)], axis=1).astype(bool)
     if m == 1:
         scores = weight[:, :1]

@@ -2,14 +2,27 @@
 
 Every model follows :class:`Recommender`: ``fit(train, *, rng)`` returns self, learned state ends in ``_``,
 ``recommend``/``score`` before ``fit`` raise :class:`~privrec.errors.NotFittedError`, and users with no
-training rows are served by the fallback (:class:`Popularity` unless configured otherwise).
+training rows are served by the fallback (:class:`Popularity` unless configured otherwise). Every model also
+says whether it is ``deterministic``, exposes ``user_embeddings()`` (``None`` without a learned user
+representation) and ``privacy_report()`` (``None`` unless the model is itself a privacy mechanism).
+A new matrix-factorisation model subclasses :class:`FactorizationModel` and implements ``_fit_factors``.
 """
 
 from privrec.models.base import Recommendations, Recommender
 from privrec.models.demographic import DemographicPopularity
+from privrec.models.factorization import FactorizationModel
 from privrec.models.implicit_models import ALS, BPR, LMF, ImplicitRecommender, ItemKNN
 from privrec.models.popularity import Popularity
 
-__all__ = sorted(
-    ["ALS", "BPR", "DemographicPopularity", "ImplicitRecommender", "ItemKNN", "LMF", "Popularity", "Recommendations", "Recommender"]
-)
+__all__ = [  # noqa: RUF022 - plain sorted(), as tests/models/test_models_package.py checks
+    "ALS",
+    "BPR",
+    "DemographicPopularity",
+    "FactorizationModel",
+    "ImplicitRecommender",
+    "ItemKNN",
+    "LMF",
+    "Popularity",
+    "Recommendations",
+    "Recommender",
+]

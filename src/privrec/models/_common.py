@@ -100,22 +100,23 @@ def check_fitted(model: object, method: str) -> None:
         raise NotFittedError(f"{name}.{method} called before fit; call fit(train, rng=...) first.")
 
 
-def check_users(owner: str, users: object, n_users: int) -> NDArray[np.int64]:
-    """A 1-D array of user indices in ``[0, n_users)``, as int64."""
+def check_users(owner: str, users: object, n_users: int, *, kind: str = "user") -> NDArray[np.int64]:
+    """A 1-D array of user indices in ``[0, n_users)``, as int64 (``kind="item"``: item indices)."""
     arr = np.asarray(users)
+    what = f"{kind}s"
     if arr.ndim != 1:
         raise DataValidationError(
-            f"{owner} users must be a one-dimensional array of user indices; got {arr.ndim} dimensions."
+            f"{owner} {what} must be a one-dimensional array of {kind} indices; got {arr.ndim} dimensions."
         )
     if arr.size == 0:
         return np.zeros(0, dtype=np.int64)
     if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.integer):
-        raise DataValidationError(f"{owner} users must be integer user indices; got dtype {arr.dtype}.")
+        raise DataValidationError(f"{owner} {what} must be integer {kind} indices; got dtype {arr.dtype}.")
     bad = int(np.count_nonzero((arr < 0) | (arr >= n_users)))
     if bad:
         raise DataValidationError(
-            f"{owner} users must be indices in [0, {n_users}); got {bad} out of range. "
-            "Map external ids with Dataset.users.index_of first."
+            f"{owner} {what} must be indices in [0, {n_users}); got {bad} out of range. "
+            f"Map external ids with Dataset.{what}.index_of first."
         )
     return arr.astype(np.int64, copy=False)
 
@@ -164,6 +165,35 @@ def top_k_rows(
     order = np.argsort(-top_keys, axis=1, kind="stable")
     top = np.take_along_axis(top, order, axis=1)
     return top, np.isfinite(np.take_along_axis(top_keys, order, axis=1))
+
+
+def top_k_scores(
+    scores: NDArray, k: int, *, exclude: sp.csr_matrix | None = None
+) -> tuple[NDArray[np.int64], NDArray[np.bool_]]:
+    """Per row, the columns of the ``k`` highest finite ``scores`` (float32), best first, and which are valid.
+
+    Equal scores are ordered by column, lowest first, exactly: each float32 score is mapped to an
+    order-preserving integer and the column is folded in, so every key of a row is distinct. ``exclude``
+    (CSR, one row per row of ``scores``) marks cells that may not be chosen (seen items); such cells and
+    non-finite scores come back with ``valid`` false, after every valid column.
+    """
+    scores = np.asarray(scores, dtype=np.float32)
+    n_rows, n_cols = scores.shape
+    bits = np.ascontiguousarray(scores).view(np.int32).astype(np.int64)
+    keys = np.where(bits < 0, -(bits & 0x7FFFFFFF), bits)  # -0.0 and +0.0 both map to 0
+    keys = keys * n_cols + (n_cols - 1 - np.arange(n_cols, dtype=np.int64))
+    floor = np.iinfo(np.int64).min
+    keys[~np.isfinite(scores)] = floor
+    if exclude is not None:
+        keys[np.repeat(np.arange(n_rows), np.diff(exclude.indptr)), exclude.indices] = floor
+    if k < n_cols:
+        top = np.argpartition(keys, n_cols - k, axis=1)[:, n_cols - k :]
+    else:
+        top = np.broadcast_to(np.arange(n_cols), (n_rows, n_cols))
+    top_keys = np.take_along_axis(keys, top, axis=1)
+    order = np.argsort(top_keys, axis=1)[:, ::-1]  # keys are distinct except the floor, which goes last
+    top = np.take_along_axis(top, order, axis=1)
+    return top, np.take_along_axis(top_keys, order, axis=1) > floor
 
 
 def seen_mask(rows: sp.csr_matrix, ids: NDArray) -> NDArray[np.bool_]:

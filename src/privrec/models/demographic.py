@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import ClassVar, Self
+from typing import TYPE_CHECKING, ClassVar, Self
 
 import numpy as np
 import pandas as pd
@@ -23,6 +23,9 @@ from privrec.models._common import (
     top_k_rows,
 )
 from privrec.models.base import Recommendations
+
+if TYPE_CHECKING:
+    from privrec.privacy.base import PrivacyReport
 
 __all__ = ["DemographicPopularity"]
 
@@ -170,6 +173,20 @@ class DemographicPopularity:
         """Cell popularity (+ global tie-break) per item, or global popularity for backed-off users."""
         users = checked_users(self, "score", users)
         return self._block(users)[1]
+
+    # -------------------------------------------------------------- optional contract members
+    @property
+    def deterministic(self) -> bool:
+        """Always true: nothing is random."""
+        return True
+
+    def user_embeddings(self, users: NDArray | None = None) -> NDArray[np.float32] | None:
+        """``None``: demographic popularity learns no user representation."""
+        return None
+
+    def privacy_report(self) -> PrivacyReport | None:
+        """``None``: not a privacy mechanism."""
+        return None
 
 
 def _cells(attrs: pd.DataFrame, names: tuple[str, ...]) -> NDArray[np.int64]:

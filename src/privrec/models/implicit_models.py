@@ -11,6 +11,12 @@ add the privrec model contract:
 - ``recommend`` serves users with training rows through implicit's batched ``recommend`` and every other
   user through the fallback (``Recommendations.fallback`` true), merged in input order, padded with -1/-inf.
 - ``score`` returns dense scores that reproduce implicit's ranking.
+- ALS, BPR and LMF are :class:`~privrec.models.FactorizationModel` subclasses: ``score``,
+  ``user_embeddings`` / ``item_embeddings`` (implicit's ``user_factors`` / ``item_factors``, bias columns
+  included) and the fallback come from there; only fitting (implicit) and the top-n selection (implicit's
+  own, so lists keep its exact tie order) are implicit's. Attacks use the embeddings, never ``model_``.
+- ``deterministic``: ALS and item-kNN always; BPR and LMF only with ``num_threads=1``; and in every case
+  only when the fallback is deterministic too.
 
 Quirks of implicit 0.7.3 handled here (checked against the installed source):
 
@@ -28,10 +34,9 @@ Quirks of implicit 0.7.3 handled here (checked against the installed source):
 
 from __future__ import annotations
 
-import copy
 import warnings
 from dataclasses import dataclass
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar
 
 import implicit.cpu.als
 import implicit.cpu.bpr
@@ -43,31 +48,28 @@ import scipy.sparse as sp
 from numpy.typing import NDArray
 from threadpoolctl import threadpool_limits
 
-from privrec.data.dataset import Dataset
 from privrec.models._common import (
     check_choice,
     check_fallback,
     check_float,
     check_int,
-    check_rng,
-    check_train,
-    checked_users,
     empty_lists,
     normalize_lists,
-    recommend_args,
 )
-from privrec.models.base import Recommendations, Recommender
-from privrec.models.popularity import Popularity
+from privrec.models._routing import RoutedModel
+from privrec.models.base import Recommender
+from privrec.models.factorization import FactorizationModel
 from privrec.random import int_seed
 
-__all__ = ["ALS", "BPR", "ImplicitRecommender", "ItemKNN", "LMF"]
+__all__ = ["ALS", "BPR", "ImplicitRecommender", "ItemKNN", "LMF"]  # noqa: RUF022 - plain sorted()
 
 
-class ImplicitRecommender:
+class ImplicitRecommender(RoutedModel):
     """Shared logic of the implicit wrappers (see the module docstring for the contract).
 
     Subclasses are dataclasses with the hyperparameter fields (including ``num_threads`` and ``fallback``)
-    and implement :meth:`_new_model` and :meth:`_known_scores`.
+    and implement :meth:`_new_model`; :class:`ItemKNN` also scores, the factor models inherit scoring,
+    embeddings and the rest of the plumbing from :class:`~privrec.models.FactorizationModel`.
 
     Learned state: ``model_`` (the implicit model), ``fallback_`` (the fitted fallback, a copy of
     ``fallback``), ``user_items_`` (CSR confidences, users x items), ``has_data_`` (users with at least one
@@ -79,14 +81,9 @@ class ImplicitRecommender:
 
     #: Whether implicit's recommend may return seen items with a real-looking score (nearest neighbours).
     _returns_seen: ClassVar[bool] = False
-    #: Upper bound on the (users x fetched items) elements handed to implicit's recommend at once.
-    block_elements: ClassVar[int] = 1 << 22
 
     # ------------------------------------------------------------------ hooks
     def _new_model(self, random_state: int) -> Any:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def _known_scores(self, users: NDArray[np.int64]) -> NDArray[np.float32]:  # pragma: no cover - abstract
         raise NotImplementedError
 
     def _fit_model(self, model: Any, user_items: sp.csr_matrix) -> None:
@@ -100,64 +97,23 @@ class ImplicitRecommender:
         check_int("num_threads", self.num_threads, minimum=0)
         check_fallback(self.fallback)
 
-    # ------------------------------------------------------------------ contract
-    def fit(self, train: Dataset, *, rng: np.random.Generator) -> Self:
-        """Train on ``train`` (weights are implicit confidences); ``rng`` seeds implicit and the fallback."""
-        name = type(self).__name__
-        check_rng(name, rng)
-        check_train(name, train)
-        user_items = train.to_csr()
-        if not user_items.has_sorted_indices:
-            user_items.sort_indices()
+    # ------------------------------------------------------------------ fitting
+    def _fit_implicit(self, user_items: sp.csr_matrix, rng: np.random.Generator) -> Any:
+        """A fresh implicit model (a second fit of the same object would warm-start), seeded from ``rng``
+        and trained with BLAS limited to one thread."""
         random_state = int_seed(rng)  # implicit wants an int or a Generator; a RandomState crashes it
-        fallback_rng = rng.spawn(1)[0]
-        fallback = Popularity() if self.fallback is None else copy.deepcopy(self.fallback)
-
         with threadpool_limits(1, "blas"):
-            model = self._new_model(random_state)  # always fresh: implicit's second fit warm-starts
+            model = self._new_model(random_state)
             self._fit_model(model, user_items)
-        fallback.fit(train, rng=fallback_rng)
+        return model
 
-        has_data = np.diff(user_items.indptr) > 0
+    def _fit_known(self, user_items: sp.csr_matrix, *, rng: np.random.Generator) -> None:
+        model = self._fit_implicit(user_items, rng)
         for key, value in self._learned_state(model).items():
             setattr(self, key, value)
         self.model_ = model
-        self.fallback_ = fallback
-        self.has_data_ = has_data
-        self.n_fallback_users_ = int(np.count_nonzero(~has_data))
-        self.n_users_, self.n_items_ = user_items.shape
-        self.user_items_ = user_items
-        return self
 
-    def recommend(self, users: NDArray, *, n: int, exclude_seen: bool = True) -> Recommendations:
-        """Top-``n`` lists; users without training rows are served (and flagged) by the fallback."""
-        users, n = recommend_args(self, users, n)
-        items, scores = empty_lists(len(users), n)
-        known = self.has_data_[users]
-
-        pos = np.flatnonzero(known)
-        if pos.size:
-            items[pos], scores[pos] = self._recommend_known(users[pos], n, exclude_seen)
-        pos = np.flatnonzero(~known)
-        if pos.size:
-            fb = self.fallback_.recommend(users[pos], n=n, exclude_seen=exclude_seen)
-            items[pos], scores[pos] = fb.items, fb.scores
-        return Recommendations(users=users, items=items, scores=scores, fallback=~known)
-
-    def score(self, users: NDArray) -> NDArray[np.float32]:
-        """Dense ``(len(users), n_items)`` float32 scores (seen items not masked); fallback rows from the fallback."""
-        users = checked_users(self, "score", users)
-        out = np.empty((len(users), self.n_items_), dtype=np.float32)
-        known = self.has_data_[users]
-        pos = np.flatnonzero(known)
-        if pos.size:
-            out[pos] = self._known_scores(users[pos])
-        pos = np.flatnonzero(~known)
-        if pos.size:
-            out[pos] = self.fallback_.score(users[pos])
-        return out
-
-    # ------------------------------------------------------------------ internals
+    # ------------------------------------------------------------------ serving
     def _recommend_known(
         self, users: NDArray[np.int64], n: int, exclude_seen: bool
     ) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
@@ -178,14 +134,27 @@ class ImplicitRecommender:
         return items, scores
 
 
-class _FactorModel(ImplicitRecommender):
-    def _known_scores(self, users: NDArray[np.int64]) -> NDArray[np.float32]:
-        model = self.model_
-        return np.asarray(model.user_factors[users] @ model.item_factors.T, dtype=np.float32)
+class _ImplicitFactorModel(FactorizationModel, ImplicitRecommender):
+    """An implicit matrix-factorisation model: its factors feed :class:`FactorizationModel` (scores,
+    embeddings, fallback); lists keep implicit's own top-k, so they are exactly implicit's, tie order
+    included."""
+
+    def _fit_factors(self, user_items: sp.csr_matrix, *, rng: np.random.Generator) -> tuple[NDArray, NDArray]:
+        model = self._fit_implicit(user_items, rng)
+        self.model_ = model
+        return model.user_factors, model.item_factors
+
+    _recommend_known = ImplicitRecommender._recommend_known
+
+
+class _SGDFactorModel(_ImplicitFactorModel):
+    def _fit_is_deterministic(self) -> bool:
+        """SGD threads race on shared factors: bit-reproducible with one thread only."""
+        return int(self.num_threads) == 1
 
 
 @dataclass(kw_only=True, eq=False)
-class ALS(_FactorModel):
+class ALS(_ImplicitFactorModel):
     """Implicit-feedback matrix factorisation by alternating least squares (Hu, Koren & Volinsky, 2008),
     with the conjugate-gradient solver of Takács, Pilászy & Tikk (2011): ``implicit.cpu.als.AlternatingLeastSquares``.
 
@@ -218,7 +187,7 @@ class ALS(_FactorModel):
 
 
 @dataclass(kw_only=True, eq=False)
-class BPR(_FactorModel):
+class BPR(_SGDFactorModel):
     """Bayesian Personalized Ranking (Rendle et al., 2009) by SGD: ``implicit.cpu.bpr.BayesianPersonalizedRanking``.
 
     Weights are ignored (every stored pair is a positive). Deterministic for a fixed seed only with
@@ -251,7 +220,7 @@ class BPR(_FactorModel):
 
 
 @dataclass(kw_only=True, eq=False)
-class LMF(_FactorModel):
+class LMF(_SGDFactorModel):
     """Logistic Matrix Factorization (Johnson, 2014): ``implicit.cpu.lmf.LogisticMatrixFactorization``.
 
     ``neg_prop`` negatives are sampled per positive. Deterministic for a fixed seed with ``num_threads=1``.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, Self
+from typing import TYPE_CHECKING, ClassVar, Self
 
 import numpy as np
 import scipy.sparse as sp
@@ -12,6 +12,9 @@ from numpy.typing import NDArray
 from privrec.data.dataset import Dataset
 from privrec.models._common import check_rng, check_train, checked_users, empty_lists, recommend_args, top_k_rows
 from privrec.models.base import Recommendations
+
+if TYPE_CHECKING:
+    from privrec.privacy.base import PrivacyReport
 
 __all__ = ["Popularity"]
 
@@ -76,3 +79,17 @@ class Popularity:
         """The item counts, one identical row per user (seen items not masked)."""
         users = checked_users(self, "score", users)
         return np.tile(self.item_counts_.astype(np.float32), (len(users), 1))
+
+    # -------------------------------------------------------------- optional contract members
+    @property
+    def deterministic(self) -> bool:
+        """Always true: nothing is random."""
+        return True
+
+    def user_embeddings(self, users: NDArray | None = None) -> NDArray[np.float32] | None:
+        """``None``: popularity learns no user representation."""
+        return None
+
+    def privacy_report(self) -> PrivacyReport | None:
+        """``None``: not a privacy mechanism."""
+        return None

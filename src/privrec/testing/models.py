@@ -22,6 +22,7 @@ from numpy.typing import NDArray
 from privrec.data.dataset import Dataset, Vocabulary
 from privrec.errors import ConfigError, DataValidationError, NotFittedError
 from privrec.models.base import Recommendations, Recommender
+from privrec.privacy.base import PrivacyReport
 
 __all__ = ["ModelConformance", "check_well_formed", "checkerboard", "model_dataset"]
 
@@ -112,13 +113,22 @@ class ModelConformance:
     ``bad_configs()`` (kwargs that must raise :class:`ConfigError`), optionally ``make_data()``.
     Class attributes: ``uses_fallback`` (users without rows are served and flagged by ``model.fallback_``;
     false for a model that serves everyone itself), ``personalized`` (runs the checkerboard known-answer test),
-    ``checkerboard_top`` (the withheld item must be within this many first places).
+    ``checkerboard_top`` (the withheld item must be within this many first places), ``has_embeddings``
+    (``True``/``False`` to require or forbid ``user_embeddings()``; ``None`` accepts either).
+
+    Besides fitting and serving, the suite checks the optional members of the contract: ``user_embeddings``
+    (``None``, or float32 rows with NaN exactly for the users served by the fallback, consistent with
+    ``score`` when the model also has ``item_embeddings``), ``deterministic`` (a bool known before ``fit``;
+    when true, two seeded fits give identical scores) and ``privacy_report`` (``None`` or a
+    :class:`~privrec.privacy.base.PrivacyReport` without ids).
     """
 
     uses_fallback: ClassVar[bool] = True
     personalized: ClassVar[bool] = True
     checkerboard_top: ClassVar[int] = 1
     n: ClassVar[int] = 5
+    #: Whether the model must have user embeddings (true for a matrix-factorisation model).
+    has_embeddings: ClassVar[bool | None] = None
 
     # ------------------------------------------------------------------ hooks
     def make_model(self) -> Recommender:  # pragma: no cover - hook
@@ -308,6 +318,70 @@ class ModelConformance:
             np.testing.assert_array_equal(a.scores, b.scores)
             np.testing.assert_array_equal(a.fallback, b.fallback)
             np.testing.assert_array_equal(model.score(users), other.score(users))
+
+    # ------------------------------------------------------------------ optional contract members
+    def test_user_embeddings_contract(self):
+        model = self.make_model()
+        name = type(model).__name__
+        try:
+            before = model.user_embeddings()
+        except NotFittedError as exc:
+            assert str(exc).startswith(f"{name}.user_embeddings called before fit")
+            before = exc
+        fitted, data = self._fit()
+        emb = fitted.user_embeddings()
+        if self.has_embeddings is not None:
+            assert (emb is not None) == self.has_embeddings
+        if emb is None:
+            assert before is None, "a model without embeddings answers None before fit too"
+            return
+        assert isinstance(before, NotFittedError), "user_embeddings before fit must raise NotFittedError"
+        assert isinstance(emb, np.ndarray) and emb.dtype == np.float32
+        assert emb.ndim == 2 and emb.shape[0] == data.n_users and emb.shape[1] >= 1
+        users = np.arange(data.n_users)
+        served_by_fallback = fitted.recommend(users, n=1).fallback
+        np.testing.assert_array_equal(np.isnan(emb).all(axis=1), served_by_fallback,
+                                      err_msg="rows are NaN exactly for the users served by the fallback")
+        assert np.isfinite(emb[~served_by_fallback]).all()
+        some = np.array([3, 1, 3, 0])
+        np.testing.assert_array_equal(fitted.user_embeddings(some), emb[some])
+        saved = emb.copy()
+        emb[:] = 0.0
+        np.testing.assert_array_equal(fitted.user_embeddings(), saved, err_msg="must return a copy")
+        with pytest.raises(DataValidationError):
+            fitted.user_embeddings(np.array([data.n_users]))
+        item_embeddings = getattr(fitted, "item_embeddings", None)
+        if callable(item_embeddings):
+            items = item_embeddings()
+            assert items.dtype == np.float32 and items.shape[0] == data.n_items
+            known = users[~served_by_fallback]
+            np.testing.assert_allclose(fitted.score(known), fitted.user_embeddings(known) @ items.T,
+                                       rtol=1e-5, atol=1e-6, err_msg="score must be user x item embeddings")
+
+    def test_deterministic_flag(self):
+        model = self.make_model()
+        flag = model.deterministic
+        assert isinstance(flag, bool), "deterministic must be a bool, known before fit"
+        assert pickle.loads(pickle.dumps(model)).deterministic is flag
+        a, data = self._fit(seed=5)
+        assert a.deterministic is flag, "fitting must not change deterministic"
+        if not flag:
+            pytest.skip("not deterministic for this configuration")
+        b, _ = self._fit(seed=5)
+        users = np.arange(data.n_users)
+        np.testing.assert_array_equal(a.score(users), b.score(users))
+        ea, eb = a.user_embeddings(), b.user_embeddings()
+        assert (ea is None) == (eb is None)
+        if ea is not None:
+            np.testing.assert_array_equal(ea, eb)
+
+    def test_privacy_report_type(self):
+        model, data = self._fit()
+        report = model.privacy_report()
+        assert report is None or isinstance(report, PrivacyReport)
+        if report is not None:
+            text = repr(report.to_dict())
+            assert not any(f"'{user_id}'" in text for user_id in data.users.ids[:10])
 
     # ------------------------------------------------------------------ known answer
     def test_checkerboard(self):
