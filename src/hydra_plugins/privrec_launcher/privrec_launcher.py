@@ -1,36 +1,188 @@
-"""Hydra's joblib launcher whose worker processes compose each distinct config structure once.
+"""privrec's Hydra launcher: a sweep's jobs in parallel worker processes that die with the sweep.
 
-Selected by privrec's ``conf/hydra/launcher/privrec.yaml`` (the default launcher of ``privrec run -m``); it
-takes the joblib launcher's options unchanged. The only difference: every job runs through
-:func:`execute_job`, which turns on :func:`privrec._hydra.cache_compositions` in the worker before calling
-the joblib launcher's own ``execute_job``. Composing a job's config costs Hydra ~0.2 s; with the cache a
-worker composes each structure (set of config-group choices) once and later jobs in ~0.05 s.
+Select it with ``hydra/launcher=privrec`` (privrec's default, see ``conf/hydra/privrec.yaml``). Options:
+
+- ``n_jobs``: worker processes. Default ``${oc.decode:${oc.env:PRIVREC_JOBS,-1}}``: the environment variable
+  ``PRIVREC_JOBS``, else -1. -1 is every core this process may use (``os.sched_getaffinity``), -2 all but one,
+  and so on; never more workers than the batch has jobs. ``n_jobs=1`` still runs the jobs in one worker
+  process (so that a job behaves the same at any ``n_jobs``); ``hydra/launcher=basic`` runs them in turn in
+  the main process.
+
+How a batch runs (Hydra's public plugin API, Python's ``concurrent.futures``; nothing patched):
+
+- A ``ProcessPoolExecutor`` with the ``spawn`` start method is created for the batch and shut down before
+  ``launch`` returns (so no worker outlives a batch: between two batches of the Optuna sweeper there is none).
+  ``spawn``, not ``fork`` (the main process has threads) nor ``forkserver`` (its workers would be children of
+  the fork server, and the parent they watch would not be the sweep's). Each worker restores the main
+  process's Hydra state (``setup_globals``, ``Singleton.set_state``), composes its job's config itself
+  (``config_loader.load_sweep_config``), numbers it as Hydra's basic launcher does (``hydra.job.id`` =
+  ``hydra.job.num`` = the job's index), sets ``HydraConfig`` and runs it with Hydra's ``run_job``; so job
+  folders, ``.hydra/*.yaml`` files and callbacks are those of the basic launcher. The jobs a worker runs in one
+  batch share the restored state and config loader, as all jobs share them in the basic launcher. The task
+  function and Hydra's state travel to the workers pickled with cloudpickle (Hydra's own resolvers are
+  closures that plain pickle refuses); a module-level task function is pickled by reference.
+- ``JobReturn``s come back in job order. A job whose task raises is a FAILED ``JobReturn`` (the sweeper raises
+  its exception after the batch) and does not stop the other jobs; an error outside the task (a config that
+  does not compose, a worker that died) is raised once the batch has ended.
+- Workers run BLAS single-threaded: ``OPENBLAS_NUM_THREADS``, ``MKL_NUM_THREADS`` and ``OMP_NUM_THREADS`` are
+  set to 1 (unless already set) in the environment the workers are started with.
+- Workers die with the main process: see :func:`hydra_plugins.privrec_launcher._worker.die_with_parent`
+  (Linux's parent-death signal, and a watchdog thread). On Ctrl-C or SIGTERM the main process cancels the jobs
+  not started, terminates the workers and raises ``KeyboardInterrupt``. After a kill -9 of the main process,
+  the workers are killed by the kernel and multiprocessing's resource tracker removes the pool's semaphores
+  from /dev/shm once the last of them is gone.
 """
 
-from collections.abc import Sequence
+import contextlib
+import logging
+import multiprocessing
+import os
+import pickle
+import signal
+import threading
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
-from hydra.core.utils import JobReturn
-from hydra_plugins.hydra_joblib_launcher import _core
-from hydra_plugins.hydra_joblib_launcher.joblib_launcher import JoblibLauncher
+import cloudpickle
+from hydra.core.config_store import ConfigStore
+from hydra.core.singleton import Singleton
+from hydra.core.utils import JobReturn, configure_log, filter_overrides, setup_globals
+from hydra.plugins.launcher import Launcher
+from hydra.types import HydraContext, TaskFunction
+from omegaconf import II, DictConfig
 
-__all__ = ["PrivrecJoblibLauncher", "execute_job"]
+from hydra_plugins.privrec_launcher import _worker
 
-_EXECUTE_JOB = _core.execute_job
+__all__ = ["BLAS_THREAD_VARIABLES", "PrivrecLauncher", "PrivrecLauncherConf", "usable_cores", "worker_count"]
 
+log = logging.getLogger(__name__)
 
-def execute_job(*args, **kwargs) -> JobReturn:
-    """The joblib launcher's ``execute_job`` with privrec's composition cache on (runs in the worker)."""
-    from privrec._hydra import cache_compositions
-
-    cache_compositions()
-    return _EXECUTE_JOB(*args, **kwargs)
+BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS")
+_START_METHOD = "spawn"
+_TERMINATE_GRACE = 2.0  # seconds a terminated worker gets before it is killed
 
 
-class PrivrecJoblibLauncher(JoblibLauncher):
+@dataclass
+class PrivrecLauncherConf:
+    _target_: str = "hydra_plugins.privrec_launcher.privrec_launcher.PrivrecLauncher"
+    n_jobs: int = II("oc.decode:${oc.env:PRIVREC_JOBS,-1}")
+
+
+ConfigStore.instance().store(group="hydra/launcher", name="privrec", node=PrivrecLauncherConf, provider="privrec")
+
+
+def usable_cores() -> int:
+    """The number of cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def worker_count(n_jobs: int, n_tasks: int) -> int:
+    """Worker processes for ``n_tasks`` jobs: ``n_jobs`` if positive, else all usable cores + 1 + ``n_jobs``
+    (-1: all); at least 1, at most ``n_tasks``."""
+    n_jobs = int(n_jobs)
+    if n_jobs == 0:
+        raise ValueError("hydra.launcher.n_jobs must be a positive number of workers or -1 (all cores); got 0.")
+    wanted = n_jobs if n_jobs > 0 else usable_cores() + 1 + n_jobs
+    return max(1, min(wanted, n_tasks))
+
+
+class PrivrecLauncher(Launcher):
+    def __init__(self, n_jobs: int = -1) -> None:
+        self.n_jobs = n_jobs
+        self.config: DictConfig | None = None
+        self.task_function: TaskFunction | None = None
+        self.hydra_context: HydraContext | None = None
+
+    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
+        self.config = config
+        self.hydra_context = hydra_context
+        self.task_function = task_function
+
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
-        # The joblib launcher dispatches the module-level ``_core.execute_job``; point it at ours for this call.
-        _core.execute_job = execute_job
-        try:
-            return _core.launch(launcher=self, job_overrides=job_overrides, initial_job_idx=initial_job_idx)
-        finally:
-            _core.execute_job = _EXECUTE_JOB
+        setup_globals()
+        assert self.config is not None and self.hydra_context is not None and self.task_function is not None
+        configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+        sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        if not job_overrides:
+            return []
+        workers = worker_count(self.n_jobs, len(job_overrides))
+        log.info("Launching %d jobs in %d worker processes", len(job_overrides), workers)
+        for idx, overrides in enumerate(job_overrides):
+            log.info("\t#%d : %s", initial_job_idx + idx, " ".join(filter_overrides(overrides)))
+        state = cloudpickle.dumps(Singleton.get_state())
+        context = cloudpickle.dumps((self.hydra_context, self.config, self.task_function))
+        with _single_threaded_blas(), _sigterm_raises_keyboard_interrupt():
+            return _run_batch((state, context), [list(o) for o in job_overrides], initial_job_idx, workers)
+
+
+def _run_batch(payload: tuple[bytes, bytes], batch: list[list[str]], initial_job_idx: int,
+               workers: int) -> list[JobReturn]:
+    """Run ``batch`` in a new pool of ``workers`` processes; the pool is gone when this returns or raises."""
+    others = set(multiprocessing.active_children())  # child processes that are not this pool's workers
+    executor = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(_START_METHOD),
+                                   initializer=_worker.start, initargs=(os.getpid(),))
+    try:
+        futures: list[Future] = [executor.submit(_worker.run, *payload, initial_job_idx + i, overrides)
+                                 for i, overrides in enumerate(batch)]
+        wait(futures)
+    except BaseException:  # Ctrl-C, SIGTERM (see below), or anything else: the jobs must not run on
+        executor.shutdown(wait=False, cancel_futures=True)
+        _stop([p for p in multiprocessing.active_children() if p not in others])
+        raise
+    finally:
+        executor.shutdown(wait=True)
+    errors = [f.exception() for f in futures if f.exception() is not None]
+    if errors:  # not a task's exception (run_job keeps those in the JobReturn): composition, a dead worker
+        raise errors[0]
+    return [pickle.loads(f.result()) for f in futures]
+
+
+def _stop(processes: list[Any]) -> None:
+    for p in processes:
+        p.terminate()
+    for p in processes:
+        p.join(_TERMINATE_GRACE)
+        if p.is_alive():
+            p.kill()
+            p.join()
+
+
+@contextlib.contextmanager
+def _single_threaded_blas() -> Iterator[None]:
+    """Start workers with one BLAS/OpenMP thread each (variables already set are kept)."""
+    saved = {name: os.environ.get(name) for name in BLAS_THREAD_VARIABLES}
+    for name in BLAS_THREAD_VARIABLES:
+        os.environ.setdefault(name, "1")
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@contextlib.contextmanager
+def _sigterm_raises_keyboard_interrupt() -> Iterator[None]:
+    """While a batch runs, SIGTERM stops it like Ctrl-C does (only where Python's default would have killed
+    the process outright: in the main thread, with no SIGTERM handler of the application's)."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+    signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)

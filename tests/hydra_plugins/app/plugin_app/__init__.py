@@ -1,0 +1,1 @@
+"""A tiny Hydra application for the tests of privrec's Hydra plugins (run with ``python -m plugin_app``)."""
