@@ -22,7 +22,7 @@ def _optuna_sweeper_installed() -> bool:
     return importlib.util.find_spec("hydra_plugins.hydra_optuna_sweeper") is not None
 
 
-@pytest.mark.parametrize("group, option", OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
+@pytest.mark.parametrize(("group", "option"), OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
 def test_every_option_composes_and_builds(group, option):
     if (group, option) == ("experiment", "frontier_search") and not _optuna_sweeper_installed():
         pytest.skip("the optional extra privrec[frontier] (hydra-optuna-sweeper) is not installed")

@@ -64,9 +64,10 @@ def test_release_needs_new_folder(tmp_path, shared_data_dir):
     (tmp_path / "full" / "x").write_text("x")
     env = dict(os.environ, PRIVREC_DATA_DIR=str(shared_data_dir))
     proc = subprocess.run([sys.executable, "-m", "privrec.cli", "release", f"out={tmp_path / 'full'}"],
-                          capture_output=True, text=True, env=env, cwd=tmp_path)
+                          capture_output=True, text=True, env=env, cwd=tmp_path, check=False)
     assert proc.returncode == 2 and "new or empty folder" in proc.stderr
     proc = subprocess.run([sys.executable, "-m", "privrec.cli", "release", "privacy=k_anonymity", "privacy.k=1",
-                           f"out={tmp_path / 'new'}"], capture_output=True, text=True, env=env, cwd=tmp_path)
+                           f"out={tmp_path / 'new'}"],
+                          capture_output=True, text=True, env=env, cwd=tmp_path, check=False)
     assert proc.returncode == 2 and proc.stderr.strip() == "privrec: error: k_anonymity.k must be >= 2; got 1."
     assert not (tmp_path / "new").exists()

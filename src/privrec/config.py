@@ -37,9 +37,10 @@ def _call(target: str, kwargs: dict[str, Any], name: str) -> Any:
     except (ImportError, AttributeError, ValueError):
         raise ConfigError(f"{name}._target_ must name an importable class; got {target!r}.") from None
     params = _parameters(obj)
-    unknown = sorted(set(kwargs) - set(params)) if params is not None else []
-    if unknown:
-        raise ConfigError(f"{name} has no parameter {unknown[0]!r}; parameters are {sorted(params)}.")
+    if params is not None:  # None: **kwargs or no readable signature; the call decides
+        unknown = sorted(set(kwargs) - params)
+        if unknown:
+            raise ConfigError(f"{name} has no parameter {unknown[0]!r}; parameters are {sorted(params)}.")
     return obj(**kwargs)
 
 

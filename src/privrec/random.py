@@ -36,7 +36,9 @@ def streams(seed: int) -> Streams:
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ConfigError(f"seed must be a non-negative integer; got {seed!r}.")
     children = np.random.SeedSequence(int(seed)).spawn(len(STREAM_NAMES))
-    gens = {name: np.random.Generator(np.random.PCG64(child)) for name, child in zip(STREAM_NAMES, children)}
+    gens = {
+        name: np.random.Generator(np.random.PCG64(child)) for name, child in zip(STREAM_NAMES, children, strict=True)
+    }
     return Streams(seed=int(seed), **gens)
 
 

@@ -15,7 +15,10 @@ from privrec.data import describe, fetch, fetch_movielens_100k
 from privrec.errors import DataValidationError
 
 INTER = b"user_id:token\titem_id:token\trating:float\ttimestamp:float\n196\t242\t3\t881250949\n22\t377\t1\t878887116\n"
-USER = b"user_id:token\tage:token\tgender:token\toccupation:token\tzip_code:token\n1\t24\tM\ttechnician\t85711\n2\t53\tF\tother\tT8H1N\n"
+USER = (
+    b"user_id:token\tage:token\tgender:token\toccupation:token\tzip_code:token\n"
+    b"1\t24\tM\ttechnician\t85711\n2\t53\tF\tother\tT8H1N\n"
+)
 U_DATA = b"196\t242\t3\t881250949\n22\t377\t1\t878887116\n"
 U_USER = b"1|24|M|technician|85711\n2|53|F|other|T8H1N\n"
 
@@ -180,7 +183,7 @@ def test_write_is_atomic_on_failure(tmp_path, monkeypatch):
         real_replace(src, dst)
 
     monkeypatch.setattr(fetch.os, "replace", fail_second)
-    with pytest.raises(OSError):
+    with pytest.raises(OSError, match="disk full"):
         fetch._write_atomic(target, {"u.data": U_DATA, "u.user": U_USER})
     assert sorted(p.name for p in target.iterdir()) == ["u.data"]  # complete file or nothing; no .part left
     assert (target / "u.data").read_bytes() == U_DATA

@@ -145,7 +145,7 @@ def test_movielens_1m_bad_age_code(tmp_path):
 
 
 def test_movielens_1m_missing_files(tmp_path):
-    with pytest.raises(DataValidationError, match="ratings.dat and users.dat") as exc:
+    with pytest.raises(DataValidationError, match=r"ratings\.dat and users\.dat") as exc:
         MovieLens1M().load(tmp_path)
     assert "unzip" in one_line(exc)
 
@@ -221,7 +221,7 @@ def test_delimited_data_errors_name_parameter_and_count(tmp_path, kwargs, conten
 
 
 def test_delimited_missing_file(tmp_path):
-    with pytest.raises(DataValidationError, match="dataset.path must be an existing file"):
+    with pytest.raises(DataValidationError, match=r"dataset\.path must be an existing file"):
         Delimited(path="nope.tsv").load(tmp_path)
 
 

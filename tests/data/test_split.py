@@ -65,7 +65,7 @@ def test_random_holdout_no_test_users():
 
 @pytest.mark.parametrize("fraction", [0, 1, -0.1, 1.5, "a", None, True])
 def test_random_holdout_bad_fraction(fraction):
-    with pytest.raises(ConfigError, match="split.fraction must"):
+    with pytest.raises(ConfigError, match=r"split\.fraction must"):
         RandomHoldout(fraction=fraction)
 
 
@@ -118,7 +118,8 @@ def test_temporal_last_n():
     np.testing.assert_array_equal(split.test.user_counts, [0, 1, 2])  # capped at n - 1
     per_user_time_order_respected(split)
     # the latest items go to test: user 2's items 2 and 3, user 1's item 1
-    assert sorted(zip(split.test.user_idx.tolist(), split.test.item_idx.tolist())) == [(1, 1), (2, 2), (2, 3)]
+    pairs = zip(split.test.user_idx.tolist(), split.test.item_idx.tolist(), strict=True)
+    assert sorted(pairs) == [(1, 1), (2, 2), (2, 3)]
 
 
 def test_temporal_last_fraction_and_row_order_independence():
@@ -145,7 +146,7 @@ def test_temporal_needs_timestamps_and_one_parameter():
         TemporalHoldout()
     with pytest.raises(ConfigError, match="exactly one"):
         TemporalHoldout(last_n=1, last_fraction=0.1)
-    with pytest.raises(ConfigError, match="split.last_n must be >= 1; got 0."):
+    with pytest.raises(ConfigError, match=r"split\.last_n must be >= 1; got 0\."):
         TemporalHoldout(last_n=0)
     with pytest.raises(DataValidationError, match=r"^split.last_n=3 leaves no test users"):
         TemporalHoldout(last_n=3).split(history([1, 1]), rng=rng())
@@ -174,7 +175,7 @@ def test_global_errors():
         GlobalTemporal(cut_timestamp=5000).split(data, rng=rng())
     with pytest.raises(DataValidationError, match="leaves no training data"):
         GlobalTemporal(cut_timestamp=-1).split(data, rng=rng())
-    with pytest.raises(ConfigError, match="split.cut_quantile must be in"):
+    with pytest.raises(ConfigError, match=r"split\.cut_quantile must be in"):
         GlobalTemporal(cut_quantile=1.0)
     with pytest.raises(ConfigError, match="got neither"):
         GlobalTemporal(cut_quantile=None)
@@ -191,5 +192,5 @@ def test_split_requires_shared_vocabularies():
 
 
 def test_splitters_need_a_generator():
-    with pytest.raises(ConfigError, match="needs rng=np.random.Generator"):
+    with pytest.raises(ConfigError, match=r"needs rng=np\.random\.Generator"):
         RandomHoldout().split(history([3]), rng=0)  # type: ignore[arg-type]

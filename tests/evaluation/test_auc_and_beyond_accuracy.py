@@ -145,7 +145,7 @@ def test_gini_without_exposure_is_nan() -> None:
 
 
 def test_auc_row_chunks_do_not_change_results(monkeypatch) -> None:
-    import privrec.evaluation.metrics as metrics
+    from privrec.evaluation import metrics
 
     rng = np.random.default_rng(3)
     scores = rng.normal(size=(9, 7))

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import privrec.evaluation as evaluation
+from privrec import evaluation
 from privrec.data.dataset import Dataset, Vocabulary
 from privrec.errors import ConfigError, DataValidationError, DataWarning
 from privrec.evaluation import Evaluation, attribute_segments, evaluate, metric_key, ranking_metrics

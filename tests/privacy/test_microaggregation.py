@@ -104,7 +104,7 @@ def test_separated_clusters_are_the_groups_and_release_the_majority(n_clusters, 
             np.testing.assert_array_equal(rows.item_idx, block)  # every block item held by 5 of 6 members
             expected_weight = 5 / 6 if weights == "mean" else 1.0
             np.testing.assert_allclose(rows.weight, expected_weight, rtol=1e-6)
-            for item, ts in zip(rows.item_idx, rows.timestamp):
+            for item, ts in zip(rows.item_idx, rows.timestamp, strict=True):
                 holders = [v for v in range(c * k, (c + 1) * k) if v % k % 6 != item - 6 * c]
                 assert ts == int(np.floor(np.median([1000 * item + 7 * v for v in holders])))
     assert not np.any(out.user_idx >= n_clusters * k)  # users without data stay empty
@@ -148,7 +148,8 @@ def _random_dataset(n_users: int, n_items: int, density: float, seed: int) -> Da
 def _profiles(data: Dataset) -> dict[int, frozenset]:
     out: dict[int, set] = {}
     ts = data.timestamp if data.timestamp is not None else np.zeros(data.n_interactions, dtype=np.int64)
-    for u, i, w, t in zip(data.user_idx.tolist(), data.item_idx.tolist(), data.weight.tolist(), ts.tolist()):
+    for u, i, w, t in zip(data.user_idx.tolist(), data.item_idx.tolist(), data.weight.tolist(), ts.tolist(),
+                          strict=True):
         out.setdefault(u, set()).add((i, w, t))
     return {u: frozenset(p) for u, p in out.items()}
 
@@ -172,8 +173,8 @@ def test_property_every_released_profile_shared_by_k(n_users, n_items, density, 
         assert m["k_achieved"] == min(classes.values()) and m["n_groups"] == len(classes)
     assert m["users_empty_profile"] == had.sum() - len(released)
     # retained / spurious, recounted on distinct (user, item) cells
-    before = set(zip(data.user_idx.tolist(), data.item_idx.tolist()))
-    after = set(zip(res.data.user_idx.tolist(), res.data.item_idx.tolist()))
+    before = set(zip(data.user_idx.tolist(), data.item_idx.tolist(), strict=True))
+    after = set(zip(res.data.user_idx.tolist(), res.data.item_idx.tolist(), strict=True))
     assert len(after) == res.data.n_interactions  # one row per released cell
     assert m["cells_retained"] == len(after & before)
     assert m["spurious_cells"] == len(after - before)
@@ -216,7 +217,7 @@ def _groups(labels: np.ndarray) -> set[frozenset]:
     return {frozenset(np.flatnonzero(labels == g).tolist()) for g in np.unique(labels)}
 
 
-@pytest.mark.parametrize("n,k,d", [(7, 3, 2), (29, 5, 3), (150, 4, 5), (400, 3, 2), (1000, 7, 4)])
+@pytest.mark.parametrize(("n", "k", "d"), [(7, 3, 2), (29, 5, 3), (150, 4, 5), (400, 3, 2), (1000, 7, 4)])
 def test_mdav_matches_textbook_version(n, k, d):
     x = np.random.default_rng(n).standard_normal((n, d)) * np.arange(1, d + 1)
     labels = mdav(x, k=k)

@@ -62,7 +62,7 @@ def hand_dataset(timestamps=True) -> Dataset:
 
 def rows(data: Dataset) -> list[tuple]:
     ts = data.timestamp if data.timestamp is not None else np.zeros(data.n_interactions, dtype=np.int64)
-    return list(zip(data.user_idx.tolist(), data.item_idx.tolist(), data.weight.tolist(), ts.tolist()))
+    return list(zip(data.user_idx.tolist(), data.item_idx.tolist(), data.weight.tolist(), ts.tolist(), strict=True))
 
 
 def test_n_message_is_one_line():
@@ -142,7 +142,7 @@ def test_property_days_window_exact(days, seed):
     latest = np.zeros(data.n_users, dtype=np.int64)
     np.maximum.at(latest, data.user_idx, data.timestamp)
     inside = latest[data.user_idx] - data.timestamp <= days * DAY
-    assert rows(out) == [r for r, k in zip(rows(data), inside) if k]
+    assert rows(out) == [r for r, k in zip(rows(data), inside, strict=True) if k]
     assert np.all(out.user_counts >= 1)  # everybody keeps their latest interaction
 
 

@@ -89,8 +89,8 @@ def test_probabilities_and_epsilon_per_item():
         assert math.log(p / q) + math.log((1 - q) / (1 - p)) == pytest.approx(eps)
 
 
-@pytest.mark.parametrize("variant,eps", [("optimized", 1.0), ("optimized", 3.0), ("symmetric", 1.0),
-                                         ("symmetric", 4.0)])
+@pytest.mark.parametrize(("variant", "eps"), [("optimized", 1.0), ("optimized", 3.0), ("symmetric", 1.0),
+                                              ("symmetric", 4.0)])
 def test_kept_and_flip_rates(variant, eps):
     data = tiny_dataset(n_users=1500, n_items=60, density=0.1, seed=4)
     transform = RandomizedResponse(epsilon=eps, variant=variant)

@@ -20,7 +20,7 @@ def build_runs(ndcg=None, *, seeds=(0, 1, 2), param="privacy.rate",
                privacy="privrec.privacy.ConsentDrop") -> pd.DataFrame:
     rows = []
     for (model, value), ys in (ndcg or NDCG).items():
-        for seed, y in zip(seeds, ys):
+        for seed, y in zip(seeds, ys, strict=True):
             try:
                 rate = float(value) if value != "null" else np.nan
             except ValueError:  # a categorical x (privacy.mechanism=random)

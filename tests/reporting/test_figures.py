@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from reporting_helpers import build_runs
 
-import privrec.reporting as reporting
+from privrec import reporting
 from privrec.errors import ConfigError, DataWarning
 from privrec.reporting import frontier, panel_columns, write_report
 

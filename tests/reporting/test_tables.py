@@ -54,7 +54,7 @@ def test_explicit_baselines(runs):
 
 
 def test_no_baseline_drops_the_cost_columns(runs):
-    md, tex, frame = table(runs, x="privacy.rate", y="eval/ndcg_at_10", baseline="none")
+    md, _tex, frame = table(runs, x="privacy.rate", y="eval/ndcg_at_10", baseline="none")
     assert frame.attrs["baseline_rule"] == "none" and not frame["is_baseline"].any()
     assert "rel. cost" not in md and "No baseline" in md
     only_treated = runs[runs["params.privacy.rate"] != "0"]

@@ -11,6 +11,7 @@ import math
 import os
 from collections.abc import Iterable, Mapping
 from numbers import Integral, Real
+from typing import Any, cast
 
 from privrec.errors import ConfigError
 
@@ -116,8 +117,9 @@ def check_names(group: str, name: str, value: object) -> tuple[str, ...]:
 def check_hierarchies(group: str, name: str, value: object) -> tuple[tuple[str, str], ...]:
     """``{attribute: kind}`` (or pairs) as a tuple of ``(attribute, kind)`` pairs, the :class:`Schema` form."""
     try:
-        pairs = value.items() if isinstance(value, Mapping) else value
-        out = tuple((k, v) for k, v in pairs)  # type: ignore[union-attr]
+        # Anything else that is not an iterable of pairs raises TypeError/ValueError here.
+        pairs = value.items() if isinstance(value, Mapping) else cast("Iterable[Any]", value)
+        out = tuple((k, v) for k, v in pairs)
     except (TypeError, ValueError):
         raise ConfigError(f"{group}.{name} must map attribute names to hierarchy kinds; got {value!r}.") from None
     if not all(isinstance(k, str) and isinstance(v, str) for k, v in out):

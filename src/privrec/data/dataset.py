@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field, replace
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -115,7 +116,7 @@ class Dataset:
 
     def __post_init__(self) -> None:
         n = len(self.user_idx)
-        arrays = {
+        arrays: dict[str, NDArray[Any]] = {
             "user_idx": np.asarray(self.user_idx, dtype=np.int32),
             "item_idx": np.asarray(self.item_idx, dtype=np.int32),
             "weight": np.asarray(self.weight, dtype=np.float32),
@@ -125,9 +126,9 @@ class Dataset:
         for key, arr in arrays.items():
             if arr.shape != (n,):
                 raise DataValidationError(f"Dataset.{key} must have shape ({n},); got {arr.shape}.")
-            arr = arr.view()  # a read-only view: never flips the caller's own array to read-only
-            arr.setflags(write=False)
-            object.__setattr__(self, key, arr)
+            view = arr.view()  # a read-only view: never flips the caller's own array to read-only
+            view.setflags(write=False)
+            object.__setattr__(self, key, view)
         if n:
             if self.user_idx.min() < 0 or self.user_idx.max() >= len(self.users):
                 raise DataValidationError(
@@ -189,7 +190,7 @@ class Dataset:
 
     def to_frame(self) -> pd.DataFrame:
         """Interactions as a DataFrame with columns user_idx, item_idx, weight[, timestamp]."""
-        cols = {"user_idx": self.user_idx, "item_idx": self.item_idx, "weight": self.weight}
+        cols: dict[str, NDArray[Any]] = {"user_idx": self.user_idx, "item_idx": self.item_idx, "weight": self.weight}
         if self.timestamp is not None:
             cols["timestamp"] = self.timestamp
         return pd.DataFrame(cols)
@@ -201,10 +202,17 @@ class Dataset:
         item_idx: ArrayLike,
         weight: ArrayLike,
         timestamp: ArrayLike | None = None,
-        **changes: object,
+        **changes: Any,
     ) -> Dataset:
         """A new Dataset over the same vocabularies with other interactions (and optional other fields)."""
-        return replace(self, user_idx=user_idx, item_idx=item_idx, weight=weight, timestamp=timestamp, **changes)
+        return replace(
+            self,
+            user_idx=np.asarray(user_idx, dtype=np.int32),
+            item_idx=np.asarray(item_idx, dtype=np.int32),
+            weight=np.asarray(weight, dtype=np.float32),
+            timestamp=None if timestamp is None else np.asarray(timestamp, dtype=np.int64),
+            **changes,
+        )
 
     def subset(self, mask: ArrayLike) -> Dataset:
         """Keep the interactions where ``mask`` is true (boolean array) or at the given positions."""

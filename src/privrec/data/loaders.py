@@ -13,6 +13,7 @@ are kept as empty rows. Everything is vectorised with numpy/pandas.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
@@ -59,7 +60,7 @@ _MOVIELENS_SCHEMA = Schema(
 )
 
 
-def _setter(obj: object):
+def _setter(obj: object) -> Callable[[str, object], None]:
     """``set_(name, value)`` for a frozen dataclass's ``__post_init__`` (normalising validated fields)."""
 
     def set_(name: str, value: object) -> None:
@@ -129,7 +130,8 @@ class MovieLens1M:
         if missing:
             raise DataValidationError(
                 f"MovieLens1M needs ratings.dat and users.dat in {root}; got {len(missing)} of them missing. "
-                f"Download ml-1m.zip from https://grouplens.org/datasets/movielens/1m/ and unzip it into {Path(data_dir)}."
+                "Download ml-1m.zip from https://grouplens.org/datasets/movielens/1m/ "
+                f"and unzip it into {Path(data_dir)}."
             )
         ratings = _read_double_colon(
             root / "ratings.dat", "ml-1m/ratings.dat", ["user_id", "item_id", "rating", "timestamp"]
@@ -332,9 +334,8 @@ class Delimited:
         if not self.user_attributes_header:
             table.columns = [str(c) for c in table.columns]
         id_label = _column_label(
-            list(table.columns), self.user_attributes_id_col, "dataset.user_attributes_id_col", path,
-            by_position=isinstance(self.user_attributes_id_col, int),
-        )  # fmt: skip
+            list(table.columns), self.user_attributes_id_col, "dataset.user_attributes_id_col", path
+        )
         ids = table[id_label]
         empty = int(ids.isna().sum())
         if empty:
@@ -730,17 +731,19 @@ def _read_table(
         ) from None
 
 
-def _column_label(labels: list, spec: int | str, what: str, path: Path, *, by_position: bool) -> object:
-    """The frame label of a column given by position or name; error naming the parameter otherwise."""
-    if by_position:
+def _column_label(labels: list, spec: int | str, what: str, path: Path) -> object:
+    """The frame label of a column given by position (an int) or name; error naming the parameter otherwise."""
+    if isinstance(spec, int):
         if spec >= len(labels):
             raise DataValidationError(
-                f"{what} must be a column position < {len(labels)} ({path.name} has {len(labels)} columns); got {spec}."
+                f"{what} must be a column position < {len(labels)} ({path.name} has {len(labels)} columns); "
+                f"got {spec}."
             )
         return labels[spec]
     if spec not in labels:
         raise DataValidationError(
-            f"{what} must name a column in the header of {path.name}; got {spec!r}, columns are {[str(c) for c in labels]}."
+            f"{what} must name a column in the header of {path.name}; got {spec!r}, "
+            f"columns are {[str(c) for c in labels]}."
         )
     return spec
 
@@ -749,13 +752,10 @@ def _read_columns(path: Path, *, sep: str, header: bool, columns: dict[str, int 
     """Read the named parameter's columns (as strings) into a frame whose columns are the parameter names."""
     head = _read_table(path, what=what, sep=sep, header=header, nrows=1 if not header else 0, dtype=str)
     labels = list(head.columns)
-    picked = {
-        key: _column_label(labels, spec, f"dataset.{key}", path, by_position=isinstance(spec, int))
-        for key, spec in columns.items()
-    }
+    picked = {key: _column_label(labels, spec, f"dataset.{key}", path) for key, spec in columns.items()}
     positions = [labels.index(lab) for lab in picked.values()]
     frame = _read_table(path, what=what, sep=sep, header=header, usecols=sorted(set(positions)), dtype=str)
-    by_position = dict(zip(sorted(set(positions)), frame.columns))
+    by_position = dict(zip(sorted(set(positions)), frame.columns, strict=True))
     return pd.DataFrame(
         {key: frame[by_position[labels.index(lab)]].reset_index(drop=True) for key, lab in picked.items()}
     )

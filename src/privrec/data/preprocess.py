@@ -60,12 +60,12 @@ class Preprocess:
         if data.n_interactions == 0:
             raise DataValidationError("preprocess input must have interactions; got 0.")
         stats: dict[str, float] = {}
-        sizes = (data.n_users, data.n_items)
-        _count(stats, "before", data.user_idx, data.item_idx, *sizes)
+        sizes = {"n_users": data.n_users, "n_items": data.n_items}
+        _count(stats, "before", data.user_idx, data.item_idx, **sizes)
 
         user, item, weight, ts, merged = _merge_duplicates(data, self.duplicates)
         stats["duplicates_merged"] = merged
-        _count(stats, "after_duplicates", user, item, *sizes)
+        _count(stats, "after_duplicates", user, item, **sizes)
 
         if self.min_rating is not None:
             keep = weight >= self.min_rating
@@ -74,12 +74,12 @@ class Preprocess:
                 raise DataValidationError(
                     f"preprocess.min_rating={self.min_rating:g} removes every interaction; lower it."
                 )
-        _count(stats, "after_min_rating", user, item, *sizes)
+        _count(stats, "after_min_rating", user, item, **sizes)
 
         if self.weight == "binary":
             weight = np.ones(len(user), dtype=np.float32)
 
-        keep, iterations = _k_core(user, item, data.n_users, data.n_items, self.user_core, self.item_core)
+        keep, iterations = _k_core(user, item, **sizes, user_core=self.user_core, item_core=self.item_core)
         if not keep.any():
             names = [f"{k}={v}" for k, v in (("user_core", self.user_core), ("item_core", self.item_core)) if v > 1]
             raise DataValidationError(
@@ -88,7 +88,7 @@ class Preprocess:
             )
         user, item, weight, ts = _take(keep, user, item, weight, ts)
         stats["kcore_iterations"] = iterations
-        _count(stats, "after_kcore", user, item, *sizes)
+        _count(stats, "after_kcore", user, item, **sizes)
 
         out = _compact(data, user, item, weight, ts)
         stats["users_dropped"] = data.n_users - out.n_users
@@ -97,7 +97,7 @@ class Preprocess:
 
 
 # ---------------------------------------------------------------------- steps
-def _count(stats: dict[str, float], stage: str, user: NDArray, item: NDArray, n_users: int, n_items: int) -> None:
+def _count(stats: dict[str, float], stage: str, user: NDArray, item: NDArray, *, n_users: int, n_items: int) -> None:
     stats[f"interactions_{stage}"] = len(user)
     stats[f"users_{stage}"] = int(np.count_nonzero(np.bincount(user, minlength=n_users)))
     stats[f"items_{stage}"] = int(np.count_nonzero(np.bincount(item, minlength=n_items)))
@@ -126,20 +126,19 @@ def _merge_duplicates(data: Dataset, how: str) -> tuple[NDArray, NDArray, NDArra
     merged = n - len(last)
     if merged == 0:
         return user, item, weight, ts, 0
-    if how == "sum":
-        starts = np.concatenate([[0], last[:-1] + 1])
-        new_weight = np.add.reduceat(weight[order].astype(np.float64), starts).astype(np.float32)
-        new_ts = None if ts is None else np.maximum.reduceat(ts[order], starts)
     kept = order[last]
     position = np.argsort(kept, kind="stable")  # back to original row order
     kept = kept[position]
     if how == "sum":
-        return user[kept], item[kept], new_weight[position], None if ts is None else new_ts[position], merged
+        starts = np.concatenate([[0], last[:-1] + 1])
+        new_weight = np.add.reduceat(weight[order].astype(np.float64), starts).astype(np.float32)
+        new_ts = None if ts is None else np.maximum.reduceat(ts[order], starts)[position]
+        return user[kept], item[kept], new_weight[position], new_ts, merged
     return user[kept], item[kept], weight[kept], None if ts is None else ts[kept], merged
 
 
 def _k_core(
-    user: NDArray, item: NDArray, n_users: int, n_items: int, user_core: int, item_core: int
+    user: NDArray, item: NDArray, *, n_users: int, n_items: int, user_core: int, item_core: int
 ) -> tuple[NDArray[np.bool_], int]:
     """Mask of rows in the (user_core, item_core)-core, found by iterating to the fixed point."""
     keep = np.ones(len(user), dtype=bool)

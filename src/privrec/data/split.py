@@ -66,6 +66,12 @@ def _from_mask(data: Dataset, test: NDArray[np.bool_]) -> Split:
     return Split(train=data.subset(~test), test=data.subset(test))
 
 
+def _timestamps(data: Dataset, owner: str) -> NDArray[np.int64]:
+    if data.timestamp is None:
+        raise DataValidationError(f"{owner} needs a dataset with timestamps; got one without them.")
+    return data.timestamp
+
+
 def _require_rng(rng: object, owner: str) -> np.random.Generator:
     if not isinstance(rng, np.random.Generator):
         raise ConfigError(f"{owner}.split needs rng=np.random.Generator; got {type(rng).__name__}.")
@@ -136,18 +142,18 @@ class TemporalHoldout:
 
     def split(self, data: Dataset, *, rng: np.random.Generator) -> Split:
         _require_rng(rng, "TemporalHoldout")
-        if data.timestamp is None:
-            raise DataValidationError("TemporalHoldout needs a dataset with timestamps; got one without them.")
+        timestamp = _timestamps(data, "TemporalHoldout")
         counts = data.user_counts
         if self.last_n is not None:
             n_test = np.where(counts >= 2, np.minimum(self.last_n, counts - 1), 0)
             setting = f"last_n={self.last_n}"
         else:
+            assert self.last_fraction is not None  # __post_init__ makes exactly one of the two set
             n_test = _per_user_test_count(counts, self.last_fraction)
             setting = f"last_fraction={self.last_fraction:g}"
         if not n_test.any():
             raise DataValidationError(f"split.{setting} leaves no test users; got no user with 2 or more interactions.")
-        order = np.lexsort((np.arange(data.n_interactions), data.item_idx, data.timestamp, data.user_idx))
+        order = np.lexsort((np.arange(data.n_interactions), data.item_idx, timestamp, data.user_idx))
         users = data.user_idx[order]
         test = np.empty(data.n_interactions, dtype=bool)
         test[order] = _rank_in_user(users, counts) >= (counts - n_test)[users]
@@ -182,18 +188,18 @@ class GlobalTemporal:
 
     def cut(self, data: Dataset) -> int:
         """The time cut this splitter uses on ``data``."""
-        if data.timestamp is None:
-            raise DataValidationError("GlobalTemporal needs a dataset with timestamps; got one without them.")
+        timestamp = _timestamps(data, "GlobalTemporal")
         if self.cut_timestamp is not None:
             return self.cut_timestamp
         if data.n_interactions == 0:
             raise DataValidationError("GlobalTemporal needs interactions; got 0.")
-        return int(np.quantile(data.timestamp, self.cut_quantile, method="lower"))
+        assert self.cut_quantile is not None  # __post_init__ requires one of cut_quantile and cut_timestamp
+        return int(np.quantile(timestamp, self.cut_quantile, method="lower"))
 
     def split(self, data: Dataset, *, rng: np.random.Generator) -> Split:
         _require_rng(rng, "GlobalTemporal")
         cut = self.cut(data)
-        test = data.timestamp > cut
+        test = _timestamps(data, "GlobalTemporal") > cut
         setting = (
             f"cut_timestamp={self.cut_timestamp}"
             if self.cut_timestamp is not None

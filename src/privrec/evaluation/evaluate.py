@@ -81,8 +81,9 @@ class Evaluation:
     def to_metrics(self, prefix: str = "eval") -> dict[str, float]:
         """Flat MLflow metrics: ``{prefix}/{metric}`` and ``{prefix}/{segment}/{metric}``.
 
-        ``prefix`` may hold ``/`` levels (``"eval/test"``). Segment names are made MLflow-safe with :func:`metric_key` (``gender=F`` -> ``gender/F``: MLflow rejects
-        ``=``); raises :class:`~privrec.errors.ConfigError` if two segments would share a key.
+        ``prefix`` may hold ``/`` levels (``"eval/test"``). Segment names are made MLflow-safe with
+        :func:`metric_key` (``gender=F`` -> ``gender/F``: MLflow rejects ``=``); raises
+        :class:`~privrec.errors.ConfigError` if two segments would share a key.
         """
         levels = prefix.split("/")  # a prefix may itself have levels: "eval/test"
         out = {metric_key(*levels, name): float(v) for name, v in self.overall.items()}
@@ -117,10 +118,8 @@ def _nanmean(x: NDArray[np.float64]) -> float:
     return float(x[ok].mean()) if ok.any() else math.nan
 
 
-def _check_cutoffs(cutoffs: Sequence[int]) -> tuple[int, ...]:
-    if isinstance(cutoffs, (int, np.integer)):
-        cutoffs = (cutoffs,)
-    values = tuple(cutoffs)
+def _check_cutoffs(cutoffs: int | Sequence[int]) -> tuple[int, ...]:
+    values = (cutoffs,) if isinstance(cutoffs, (int, np.integer)) else tuple(cutoffs)  # a lone int from a config
     if not values or any(isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1 for k in values):
         raise ConfigError(f"evaluation.cutoffs must be a non-empty list of positive integers; got {list(values)}.")
     return tuple(sorted({int(k) for k in values}))
@@ -281,7 +280,7 @@ def evaluate(
                 DataWarning,
                 stacklevel=2,
             )
-            result = {key: math.nan for key in overall}
+            result = dict.fromkeys(overall, math.nan)
             result["n_users"] = 0.0
             result["fallback_users"] = 0.0
         else:

@@ -89,13 +89,11 @@ def _check_k(k: object, n: int, name: str = "k") -> int:
     return int(k)
 
 
-def _check_cutoffs(cutoffs: Sequence[int], n: int) -> tuple[int, ...]:
-    if isinstance(cutoffs, (int, np.integer)):
-        cutoffs = (cutoffs,)
-    cutoffs = tuple(cutoffs)
-    if not cutoffs:
+def _check_cutoffs(cutoffs: int | Sequence[int], n: int) -> tuple[int, ...]:
+    values = (cutoffs,) if isinstance(cutoffs, (int, np.integer)) else tuple(cutoffs)  # a lone int from a config
+    if not values:
         raise ConfigError("cutoffs must name at least one list length K; got none.")
-    return tuple(sorted({_check_k(k, n, "cutoffs") for k in cutoffs}))
+    return tuple(sorted({_check_k(k, n, "cutoffs") for k in values}))
 
 
 # ---------------------------------------------------------------------------------------------- ranking

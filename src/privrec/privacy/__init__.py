@@ -9,5 +9,16 @@ from privrec.privacy.minimization import Minimization
 from privrec.privacy.pseudonymization import Pseudonymization
 from privrec.privacy.randomized_response import RandomizedResponse
 
-__all__ = sorted(["Chain", "ConsentDrop", "KAnonymity", "Minimization", "NoPrivacy", "ProfileKAnonymity", "Pseudonymization",
-                  "RandomizedResponse", "PrivacyReport", "PrivacyTransform", "TransformResult"])
+__all__ = [
+    "Chain",
+    "ConsentDrop",
+    "KAnonymity",
+    "Minimization",
+    "NoPrivacy",
+    "PrivacyReport",
+    "PrivacyTransform",
+    "ProfileKAnonymity",
+    "Pseudonymization",
+    "RandomizedResponse",
+    "TransformResult",
+]

@@ -42,7 +42,7 @@ class Chain:
         guarantees = []
         withheld = np.zeros(data.n_users, dtype=bool)
         current = data
-        for (name, step), child in zip(self.steps.items(), child_rngs):
+        for (name, step), child in zip(self.steps.items(), child_rngs, strict=True):
             result = step.apply(current, rng=child)
             current = result.data
             if result.withheld is not None:

@@ -77,7 +77,9 @@ class ConsentDrop:
             raise ConfigError(f"consent_drop.strength must be a finite number; got {self.strength!r}.")
         if self.mechanism == "attribute":
             if not self.attribute:
-                raise ConfigError("consent_drop.attribute must name a user attribute when mechanism='attribute'; got None.")
+                raise ConfigError(
+                    "consent_drop.attribute must name a user attribute when mechanism='attribute'; got None."
+                )
             if bool(self.rates) == bool(self.odds):
                 raise ConfigError("consent_drop.rates or consent_drop.odds (exactly one) must map attribute values "
                                   "to rates / relative odds when mechanism='attribute'; got "
@@ -106,7 +108,7 @@ class ConsentDrop:
                     f"columns are {sorted(map(str, data.user_attributes.columns))}."
                 )
             values = data.user_attributes[self.attribute].astype("string").to_numpy(dtype=object, na_value=None)
-            given = self.rates or self.odds
+            given = self.rates or self.odds or {}  # __post_init__: exactly one of them is set
             unknown = set(given) - {str(v) for v in values if v is not None}
             if unknown:
                 raise ConfigError(
@@ -119,10 +121,11 @@ class ConsentDrop:
                 keys = -np.log(rng.random(data.n_users)) / np.where(codes >= 0, w[codes], 1.0)
                 _take_smallest(out, eligible, keys, self.rate)
                 return out
+            rates = self.rates or {}  # set, as odds is not
             keys = rng.random(data.n_users)
             for value in sorted({str(v) for v in values if v is not None}):
                 group = eligible & (values == value)
-                _take_smallest(out, group, keys, self.rates.get(value, self.rate))
+                _take_smallest(out, group, keys, rates.get(value, self.rate))
             return out
         if self.mechanism == "activity" and self.strength != 0:
             w = np.where(eligible, counts, 1).astype(np.float64) ** self.strength
@@ -181,7 +184,7 @@ def _check_rate(name: str, value: float) -> None:
 def _take_smallest(out: NDArray[np.bool_], group: NDArray[np.bool_], keys: NDArray, rate: float) -> None:
     """Mark the ``round(rate * |group|)`` members of ``group`` with the smallest keys."""
     idx = np.flatnonzero(group)
-    k = int(round(rate * len(idx)))
+    k = round(rate * len(idx))
     if k:
         out[idx[np.argpartition(keys[idx], k - 1)[:k]]] = True
 
@@ -191,6 +194,10 @@ def _group_shares(column: pd.Series, withheld: NDArray, eligible: NDArray) -> di
     frame = pd.DataFrame({"v": values[eligible], "w": withheld[eligible]})
     agg = frame.groupby("v", sort=True)["w"].agg(["size", "sum"])
     return {
-        str(v): {"users": float(r["size"]), "users_withheld": float(r["sum"]), "share_withheld": float(r["sum"] / r["size"])}
+        str(v): {
+            "users": float(r["size"]),
+            "users_withheld": float(r["sum"]),
+            "share_withheld": float(r["sum"] / r["size"]),
+        }
         for v, r in agg.iterrows()
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -262,8 +263,7 @@ class KAnonymity:
             "ncp": float(ncp.mean()) if n else 0.0,
             "discernibility": float(np.sum(sizes.astype(np.float64) ** 2) + float(n_supp) * n),
         }
-        if sensitive is not None or original.schema.sensitive:
-            class_of_kept = np.searchsorted(class_keys, key)
+        class_of_kept = np.searchsorted(class_keys, key)
         if sensitive is not None:
             s, _ = _categories(rel[sensitive])
             s_kept = s[kept].astype(np.int64)
@@ -311,9 +311,16 @@ class _Encoded:
     def n_values(self) -> int:
         return len(self.values)
 
+    @property
+    def groups(self) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        """``(group_start, group_end)`` (prefix only)."""
+        assert self.group_start is not None and self.group_end is not None, "only prefix attributes have groups"
+        return self.group_start, self.group_end
+
     def common_prefix(self, lo: NDArray, hi: NDArray) -> NDArray[np.int64]:
         """Length of the longest common prefix of the values of codes ``lo`` <= ``hi`` (prefix only)."""
-        return (self.group_start[1:, lo] == self.group_start[1:, hi]).sum(axis=0)
+        group_start, _ = self.groups
+        return (group_start[1:, lo] == group_start[1:, hi]).sum(axis=0)
 
     def width(self, lo: NDArray, hi: NDArray) -> NDArray[np.float64]:
         """Normalised range of partitions spanning codes ``lo`` .. ``hi``, in [0, 1].
@@ -326,7 +333,8 @@ class _Encoded:
         if self.n_values < 2:
             return np.zeros(len(lo))
         depth = self.common_prefix(lo, hi)
-        return (self.group_end[depth, lo] - self.group_start[depth, lo]) / (self.n_values - 1)
+        group_start, group_end = self.groups
+        return (group_end[depth, lo] - group_start[depth, lo]) / (self.n_values - 1)
 
     def thresholds(self, lo: NDArray, hi: NDArray, med: NDArray) -> tuple[NDArray, NDArray]:
         """Largest code kept on the left by the two median cuts: ``<= median`` and ``< median``.
@@ -335,8 +343,9 @@ class _Encoded:
         """
         if self.kind != "prefix":
             return med, med - 1
-        depth = np.minimum(self.common_prefix(lo, hi) + 1, self.group_start.shape[0] - 1)
-        return self.group_end[depth, med], self.group_start[depth, med] - 1
+        group_start, group_end = self.groups
+        depth = np.minimum(self.common_prefix(lo, hi) + 1, group_start.shape[0] - 1)
+        return group_end[depth, med], group_start[depth, med] - 1
 
 
 def _encode(column: pd.Series, name: str, kind: str) -> _Encoded:
@@ -490,23 +499,26 @@ def _mondrian(
         allow_supp = strict and budget_left > 0
         cut = np.zeros((n_dims, n_part), dtype=np.int64)
         ok = np.zeros((n_dims, n_part), dtype=bool)
-        if allow_supp:
-            s_cut = np.zeros((n_dims, n_part), dtype=np.int64)
-            s_gain = np.full((n_dims, n_part), -np.inf)
-            s_side = np.zeros((n_dims, n_part), dtype=bool)  # True: the right side is cut off
-            ncp_now = sum(widths[d] for d in alive) / len(dims)  # the partition's NCP (estimate)
+        # suppression candidates (read only when allow_supp)
+        s_cut = np.zeros((n_dims, n_part), dtype=np.int64)
+        s_gain = np.full((n_dims, n_part), -np.inf)
+        s_side = np.zeros((n_dims, n_part), dtype=bool)  # True: the right side is cut off
+        ncp_now = sum(widths[d] for d in alive) / len(dims)  # the partition's NCP (estimate)
         seg_key = np.repeat(ar << 32, sizes) if strict else None
         rows = {d: packed[d] & _ROW_MASK for d in alive}
         for i, d in enumerate(alive):
             if strict:
                 med = packed[d][starts + (sizes - 1) // 2] >> 32
                 thr_a, thr_b = dims[d].thresholds(lo[d], hi[d], med)
+                assert seg_key is not None  # set when strict
                 key = seg_key | (packed[d] >> 32)
                 cands = [np.searchsorted(key, (ar << 32) + thr, side="right") - starts for thr in (thr_a, thr_b)]
                 del key
             else:
                 cands = [np.where(widths[d] > 0, sizes // 2, 0)]
+            distinct: list[NDArray] = []
             if l:
+                assert sens is not None  # the caller passes the sensitive codes whenever l > 0
                 ranges = [r for c in cands for r in ((starts, starts + c), (starts + c, ends))]
                 distinct = _distinct_counts(sens[rows[d]], ranges, n_sens)
             best = np.full(n_part, -1, dtype=np.int64)
@@ -541,7 +553,7 @@ def _mondrian(
         # widest allowed dimension first (ties: quasi-identifier order)
         rank = np.argsort(-np.stack([widths[d] for d in alive]), axis=0, kind="stable")
         ok_ranked = np.take_along_axis(ok, rank, axis=0)
-        split = ok_ranked.any(axis=0)
+        split = cast("NDArray[np.bool_]", ok_ranked.any(axis=0))  # a 2-D reduction; the stub says bool | array
         dim = rank[ok_ranked.argmax(axis=0), ar]
         chosen = cut[dim, ar]
         supp_left = np.zeros(n_part, dtype=bool)
@@ -624,8 +636,8 @@ def _distinct_counts(ss: NDArray[np.int64], ranges: list[tuple[NDArray, NDArray]
         cs = np.zeros(m + 1, dtype=np.int64)
         for value in range(n_sens):
             np.cumsum(ss == value, out=cs[1:])
-            for (a, b), cnt in zip(ranges, counts):
-                cnt += cs[b] > cs[a]
+            for j, (a, b) in enumerate(ranges):
+                counts[j] += cs[b] > cs[a]
         return counts
     # many values: first occurrences in a segment count for its prefixes, last occurrences for its suffixes
     seg = np.zeros(m, dtype=np.int64)
@@ -643,8 +655,8 @@ def _distinct_counts(ss: NDArray[np.int64], ranges: list[tuple[NDArray, NDArray]
     last[order[end_run & (sk >= 0)]] = True
     cf = np.concatenate([[0], np.cumsum(first)])
     cl = np.concatenate([[0], np.cumsum(last)])
-    for j, ((a, b), cnt) in enumerate(zip(ranges, counts)):
-        cnt += (cf[b] - cf[a]) if j % 2 == 0 else (cl[b] - cl[a])
+    for j, (a, b) in enumerate(ranges):
+        counts[j] += (cf[b] - cf[a]) if j % 2 == 0 else (cl[b] - cl[a])
     return counts
 
 
@@ -657,6 +669,7 @@ def _generalize(enc: _Encoded, class_codes: NDArray[np.int64], bounds: NDArray[n
     lo = np.minimum.reduceat(class_codes, bounds)
     hi = np.maximum.reduceat(class_codes, bounds)
     n_values = enc.n_values
+    texts: list[str] | NDArray[np.object_]
     if enc.kind == "numeric":
         keys, inverse = np.unique(lo * n_values + hi, return_inverse=True)
         texts = []
@@ -668,7 +681,8 @@ def _generalize(enc: _Encoded, class_codes: NDArray[np.int64], bounds: NDArray[n
         lengths = np.array([len(v) for v in enc.values], dtype=np.int64)
         longest = np.maximum.reduceat(lengths[class_codes], bounds)
         radix = int(lengths.max()) + 1
-        keys, inverse = np.unique((enc.group_start[depth, lo] * radix + depth) * radix + longest, return_inverse=True)
+        group_start, _ = enc.groups
+        keys, inverse = np.unique((group_start[depth, lo] * radix + depth) * radix + longest, return_inverse=True)
         texts = []
         for key in keys:
             head, size = divmod(int(key), radix)
@@ -687,9 +701,9 @@ def _generalize(enc: _Encoded, class_codes: NDArray[np.int64], bounds: NDArray[n
             pairs = np.unique(class_id * n_values + class_codes)
             pair_class, pair_code = pairs // n_values, pairs % n_values
             cuts = np.searchsorted(pair_class, np.arange(len(bounds) + 1))
-            strings = np.array([str(v) for v in enc.values], dtype=object)
+            value_strings = np.array([str(v) for v in enc.values], dtype=object)
             for c in multi:
-                texts[c] = "|".join(sorted(strings[pair_code[cuts[c]:cuts[c + 1]]]))
+                texts[c] = "|".join(sorted(value_strings[pair_code[cuts[c]:cuts[c + 1]]]))
         inverse = np.arange(len(bounds))
     label_codes, labels = pd.factorize(np.asarray(texts, dtype=object))
     return np.asarray(labels, dtype=object), label_codes[np.asarray(inverse).ravel()].astype(np.int64)

@@ -334,6 +334,7 @@ def _group_item_medians(data: Dataset, group_of: NDArray[np.int64], keys: NDArra
         return np.zeros(0, dtype=np.int64)
     pos = np.searchsorted(keys, row_key).clip(max=len(keys) - 1)
     hit = keys[pos] == row_key
+    assert data.timestamp is not None  # apply() asks only for data with timestamps
     key_pos, ts = pos[hit], data.timestamp[hit]
     order = np.lexsort((ts, key_pos))
     key_pos, ts = key_pos[order], ts[order]
@@ -361,7 +362,7 @@ def _profile_classes(released: Dataset) -> Counter:
     item_b, weight_b = item.tobytes(), weight.tobytes()
     ts_b = b"" if ts is None else ts.tobytes()
     classes: Counter = Counter()
-    for a, b in zip(starts.tolist(), ends.tolist()):
+    for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
         profile = (item_b[4 * a:4 * b], weight_b[4 * a:4 * b], ts_b[8 * a:8 * b])
         classes[profile] += 1
     return classes

@@ -90,18 +90,20 @@ class Minimization:
                 f"minimization with {what} needs interaction timestamps; got a dataset without them. "
                 f"Use strategy='random' or a dataset with timestamps."
             )
-        users = data.user_idx
+        users, timestamp = data.user_idx, data.timestamp
         if self.days is not None:
+            assert timestamp is not None  # checked above
             latest = np.full(data.n_users, np.iinfo(np.int64).min, dtype=np.int64)
-            np.maximum.at(latest, users, data.timestamp)
-            age = latest[users] - data.timestamp  # >= 0 seconds
+            np.maximum.at(latest, users, timestamp)
+            age = latest[users] - timestamp  # >= 0 seconds
             return age <= self.days * _SECONDS_PER_DAY
         # Visit the rows in a uniformly random order, then sort stably by (user, preference): rows that tie
         # keep their random order, which breaks every tie uniformly at random.
         perm = rng.permutation(data.n_interactions)
         users_p = users[perm]
         if self.strategy == "recent":
-            pref = -data.timestamp[perm]  # smaller = preferred
+            assert timestamp is not None  # checked above
+            pref = -timestamp[perm]  # smaller = preferred
         elif self.strategy == "most_popular":
             pref = -data.item_counts[data.item_idx[perm]]
         elif self.strategy == "least_popular":

@@ -154,7 +154,7 @@ class RandomizedResponse:
         keep = _bernoulli(rng, p, n_ones)
         zeros = data.n_items - np.diff(indptr)
         flip_counts, flip_ranks = _bernoulli_process(rng, q, zeros)
-        user, item = _merge(indptr, indices, keep, flip_counts, flip_ranks, data.n_items)
+        user, item = _merge(indptr, indices, keep, flip_counts, flip_ranks, n_items=data.n_items)
         del keep, flip_ranks
         weight = self._weights(item, data.n_users, data.n_items, p, q)
         released = data.with_interactions(user, item, weight, None)
@@ -331,6 +331,7 @@ def _merge(
     keep: NDArray[np.bool_],
     flip_counts: NDArray[np.int64],
     flip_ranks: NDArray[np.int32],
+    *,
     n_items: int,
 ) -> tuple[NDArray[np.int32], NDArray[np.int32]]:
     """Output (user_idx, item_idx) in canonical order: kept 1s and flipped cells merged within each user.

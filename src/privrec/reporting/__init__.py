@@ -10,5 +10,13 @@ from privrec.reporting.report import write_report
 from privrec.reporting.stats import ci95_halfwidth, mean_ci95, summarize
 from privrec.reporting.tables import table
 
-__all__ = sorted(["ci95_halfwidth", "default_x", "frontier", "mean_ci95", "panel_columns", "summarize", "table",
-                  "write_report"])
+__all__ = [
+    "ci95_halfwidth",
+    "default_x",
+    "frontier",
+    "mean_ci95",
+    "panel_columns",
+    "summarize",
+    "table",
+    "write_report",
+]

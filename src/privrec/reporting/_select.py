@@ -99,7 +99,7 @@ def default_x(runs: pd.DataFrame) -> str:
     if not candidates:
         raise ConfigError(f"x must be given when no privacy param is swept; got swept params: "
                           f"{', '.join(short(c) for c in swept) or 'none'}. Pass --x PARAM_OR_METRIC.")
-    return short(sorted(candidates, key=lambda c: (as_numeric(runs[c]) is None, c))[0])
+    return short(min(candidates, key=lambda c: (as_numeric(runs[c]) is None, c)))
 
 
 def group_labels(runs: pd.DataFrame, name: str) -> tuple[pd.Series, str]:
@@ -180,9 +180,9 @@ def prepare(runs: pd.DataFrame, *, x: str, group: str | Sequence[str] | None = "
     group_names: list[str] = []
     for name in groups:
         labels, source = group_labels(runs, name)
-        display = short(name)
-        work[display] = labels
-        group_names.append(display)
+        group_name = short(name)
+        work[group_name] = labels
+        group_names.append(group_name)
         sources.append(source)
 
     # seed: a string key (runs without a seed param are their own replicates and never pair up)
@@ -305,8 +305,8 @@ def choose_baseline(runs: pd.DataFrame, prep: Prepared, baseline: Any = None) ->
             numeric = as_numeric(runs[col]) if col.startswith("params.") else None
             if numeric is None:
                 continue
-            for value, text in ((0.0, "0"), (math.inf, "inf")):
-                mask = numeric == value
+            for no_privacy, text in ((0.0, "0"), (math.inf, "inf")):
+                mask = numeric == no_privacy
                 if mask.any():
                     return Baseline(mask, f"{short(col)} = {text}")
         mask = _is_no_privacy(runs)
@@ -335,5 +335,5 @@ def choose_baseline(runs: pd.DataFrame, prep: Prepared, baseline: Any = None) ->
 def match_columns(prep: Prepared) -> list[str]:
     """Columns that pair a setting with its baseline: the group labels and the shown params outside ``privacy``
     (a baseline differs from the treated settings in its privacy params only)."""
-    return [*prep.group_names, *(name for name, source in zip(prep.shown, prep.shown_sources)
+    return [*prep.group_names, *(name for name, source in zip(prep.shown, prep.shown_sources, strict=True)
                                  if not source.startswith("params.privacy."))]

@@ -20,8 +20,16 @@ import numpy as np
 import pandas as pd
 
 from privrec.errors import ConfigError, DataWarning
-from privrec.reporting._select import NO_PRIVACY, Prepared, as_numeric, check_runs, metric_names, prepare, \
-    resolve_metric, short
+from privrec.reporting._select import (
+    NO_PRIVACY,
+    Prepared,
+    as_numeric,
+    check_runs,
+    metric_names,
+    prepare,
+    resolve_metric,
+    short,
+)
 from privrec.reporting.stats import summarize_prepared
 
 __all__ = ["frontier", "panel_columns"]
@@ -109,7 +117,7 @@ def _category_order(values: pd.Series) -> list[str]:
     unique = list(dict.fromkeys(values.astype(str)))
     numeric = as_numeric(pd.Series(unique))
     if numeric is not None and numeric.notna().all():
-        return [u for _, u in sorted(zip(numeric, unique))]
+        return [u for _, u in sorted(zip(numeric, unique, strict=True))]
     return sorted(unique)
 
 
@@ -124,7 +132,7 @@ def draw(prep: Prepared, runs: pd.DataFrame, ycol: str, *, out_dir: str | Path,
     summaries = [(t, s) for t, s in summaries if not s.empty] or summaries[:1]
     reference = _reference_settings(prep, runs)
     lines = sorted(prep.work["_line"].unique())
-    colors = matplotlib.colormaps["tab10"].colors
+    colors = matplotlib.color_sequences["tab10"]  # the tab10 colormap's colours, as a typed list
     style = {line: (colors[i % len(colors)], _MARKERS[i % len(_MARKERS)]) for i, line in enumerate(lines)}
     categories = None if prep.x_numeric else _category_order(prep.work["_x"])
 
@@ -137,12 +145,13 @@ def draw(prep: Prepared, runs: pd.DataFrame, ycol: str, *, out_dir: str | Path,
     handles: dict[str, Any] = {}
     dropped = 0
     all_x: list[float] = []
-    for ax, (panel_title, summary) in zip(axes, summaries):
-        if summary.empty:
+    # the grid may have more axes than panels: the spare ones are hidden below
+    for ax, (panel_title, panel) in zip(axes, summaries, strict=False):
+        if panel.empty:
             ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
             continue
-        why = reference.reindex(summary["_setting"]).fillna("").to_numpy()
-        summary = summary.assign(_why=why)
+        why = reference.reindex(panel["_setting"]).fillna("").to_numpy()
+        summary = panel.assign(_why=why)
         if prep.x_numeric:
             xs = summary["x"].to_numpy(dtype=np.float64)
             finite = np.isfinite(xs)
@@ -150,10 +159,11 @@ def draw(prep: Prepared, runs: pd.DataFrame, ycol: str, *, out_dir: str | Path,
             plotted = summary[finite].assign(_px=xs[finite])
             all_x += xs[finite].tolist()
         else:
+            assert categories is not None  # set when x is not numeric
             pos = {c: i for i, c in enumerate(categories)}
             plotted = summary.assign(_px=summary["x"].astype(str).map(pos).astype(float))
-        for line, pts in plotted.groupby("_line", sort=True):
-            pts = pts.sort_values("_px")
+        for line, line_points in plotted.groupby("_line", sort=True):
+            pts = line_points.sort_values("_px")
             color, marker = style[line]
             xerr = pts["x_ci95"].to_numpy(dtype=float) if prep.x_is_metric else None
             h = ax.errorbar(pts["_px"].to_numpy(), pts["y_mean"].to_numpy(), yerr=pts["y_ci95"].to_numpy(dtype=float),

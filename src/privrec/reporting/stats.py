@@ -20,8 +20,16 @@ import numpy as np
 import pandas as pd
 from scipy import special as _sp
 
-from privrec.reporting._select import MISSING, Baseline, Prepared, check_runs, match_columns, prepare, \
-    resolve_metric, short
+from privrec.reporting._select import (
+    MISSING,
+    Baseline,
+    Prepared,
+    check_runs,
+    match_columns,
+    prepare,
+    resolve_metric,
+    short,
+)
 
 __all__ = ["ci95_halfwidth", "compare_to_baseline", "mean_ci95", "summarize"]
 

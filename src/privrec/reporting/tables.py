@@ -13,8 +13,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from privrec.reporting._select import MISSING, Baseline, Prepared, as_numeric, check_runs, choose_baseline, \
-    match_columns, prepare, resolve_metric, short
+from privrec.reporting._select import (
+    MISSING,
+    Baseline,
+    Prepared,
+    as_numeric,
+    check_runs,
+    choose_baseline,
+    match_columns,
+    prepare,
+    resolve_metric,
+    short,
+)
 from privrec.reporting.stats import compare_to_baseline, summarize_prepared
 
 __all__ = ["table"]
@@ -66,21 +76,19 @@ def render(prep: Prepared, ycol: str, mcols: Sequence[str], base: Baseline) -> t
     if with_baseline:
         headers += ["rel. cost", "p"]
         numeric += [True, True]
-    columns: list[list[tuple[str, str]]] = []  # (markdown, latex) per cell, column-major
-    for name in (*prep.group_names, *prep.shown):
-        columns.append([(v, _tex(v)) for v in frame[name].astype(str)])
+    # (markdown, latex) per cell, column-major
+    columns = [[(v, _tex(v)) for v in frame[name].astype(str)] for name in (*prep.group_names, *prep.shown)]
     if prep.x_is_metric:
         columns.append(_mean_ci_cells(frame["x"], frame["x_ci95"]))
     else:
         columns.append([(v, _tex(v)) for v in frame[prep.x_name].astype(str)])
     columns.append([(str(int(n)), str(int(n))) for n in frame["n"]])
     columns.append(_mean_ci_cells(frame["y_mean"], frame["y_ci95"]))
-    for m in mcols:
-        columns.append(_mean_ci_cells(frame[f"{short(m)}_mean"], frame[f"{short(m)}_ci95"]))
+    columns.extend(_mean_ci_cells(frame[f"{short(m)}_mean"], frame[f"{short(m)}_ci95"]) for m in mcols)
     if with_baseline:
-        columns.append([_rel_cell(r, b) for r, b in zip(frame["rel_cost"], frame["is_baseline"])])
-        columns.append([_p_cell(p, b) for p, b in zip(frame["p_value"], frame["is_baseline"])])
-    rows = list(zip(*columns)) if columns else []
+        columns.append([_rel_cell(r, b) for r, b in zip(frame["rel_cost"], frame["is_baseline"], strict=True)])
+        columns.append([_p_cell(p, b) for p, b in zip(frame["p_value"], frame["is_baseline"], strict=True)])
+    rows = list(zip(*columns, strict=True)) if columns else []
     markdown = _markdown(headers, numeric, rows, caption)
     latex = _latex(headers, numeric, rows, caption, frame["_line"].tolist())
     return markdown, latex, frame
@@ -98,7 +106,7 @@ def _decimals(values: pd.Series) -> int:
 def _mean_ci_cells(means: pd.Series, cis: pd.Series) -> list[tuple[str, str]]:
     d = _decimals(means)
     cells = []
-    for m, c in zip(means, cis):
+    for m, c in zip(means, cis, strict=True):
         if not np.isfinite(m):
             cells.append(("n/a", "n/a"))
         elif np.isfinite(c):
@@ -167,7 +175,7 @@ def _latex(headers: list[str], numeric: list[bool], rows: list[tuple[tuple[str, 
     out = [r"\begin{table}[tbp]", r"\centering", rf"\caption{{{_tex(caption)}}}", r"\label{tab:privrec-report}",
            rf"\begin{{tabular}}{{{spec}}}", r"\toprule", " & ".join(_tex(h) for h in headers) + r" \\", r"\midrule"]
     previous = None
-    for row, line in zip(rows, lines):
+    for row, line in zip(rows, lines, strict=True):
         if previous is not None and line != previous:
             out.append(r"\addlinespace")
         out.append(" & ".join(cell[1] for cell in row) + r" \\")
