@@ -12,17 +12,20 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
-import argparse  # noqa: E402
-import sys  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
+import argparse
+import contextlib
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import contextlib  # noqa: E402
+from hydra.errors import CompactHydraException
+from omegaconf import DictConfig, OmegaConf
 
-from hydra.errors import CompactHydraException  # noqa: E402
-from omegaconf import OmegaConf  # noqa: E402
+from privrec.errors import ConfigError, PrivRecError
 
-from privrec.errors import ConfigError, PrivRecError  # noqa: E402
+if TYPE_CHECKING:
+    from privrec.tracking.record import RunRecord
+    from privrec.tracking.store import Written
 
 __all__ = ["config_dir", "entry", "main"]
 
@@ -45,10 +48,6 @@ examples:
   privrec run model=bpr privacy.rate=0.5 seed=1
   privrec run -m privacy=consent_drop privacy.rate=0,0.25,0.5 model=als,bpr seed=0,1,2
 """
-
-
-class _UserError(Exception):
-    """Raised inside a Hydra job after the one-line message has been printed."""
 
 
 def config_dir() -> Path:
@@ -132,8 +131,13 @@ def _run(argv: list[str], *, debug: bool) -> int:
     except KeyboardInterrupt:
         with contextlib.suppress(Exception):  # the store may be gone; the sweep is interrupted either way
             close_parent_run("FAILED", interrupted=True)
+        from privrec.tracking.store import LAST_WRITTEN
+
         written = _STATE.get("written")
-        where = f"; the run was recorded as FAILED ({_where(written)})" if written is not None else ""
+        if written is None and LAST_WRITTEN:  # Ctrl-C while a finished run was being written: it was kept
+            where = f"; the run had finished and was recorded ({_where(LAST_WRITTEN[-1])})"
+        else:
+            where = f"; the run was recorded as FAILED ({_where(written)})" if written is not None else ""
         print(f"privrec: interrupted{where}.", file=sys.stderr)
         return 130
     finally:
@@ -145,7 +149,15 @@ def _run(argv: list[str], *, debug: bool) -> int:
     return code
 
 
-def _job(cfg) -> Any:
+def _plain(node: Any, *, resolve: bool, what: str = "the config") -> dict[str, Any]:
+    """An OmegaConf mapping as a plain ``dict`` (a one-line error when it is not a mapping)."""
+    container = OmegaConf.to_container(node, resolve=resolve)
+    if not isinstance(container, dict):
+        raise ConfigError(f"{what} must be a mapping; got {type(container).__name__}.")
+    return {str(k): v for k, v in container.items()}
+
+
+def _job(cfg: DictConfig) -> Any:
     """Hydra's task function (module level, so a sweep's worker processes import it by reference)."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
@@ -157,48 +169,45 @@ def _job(cfg) -> Any:
     except PrivRecError as exc:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
-        prefix = f"[job {hc.job.get('num')}] " if multirun else ""
+        prefix = f"[job {hc.job.num}] " if multirun else ""
         print(f"privrec: error: {prefix}{exc}", file=sys.stderr)
         if multirun:
-            raise _UserError(f"privrec: error: job {hc.job.get('num')} failed (above)") from None
+            raise _UserError(f"privrec: error: job {hc.job.num} failed (above)") from None
         raise SystemExit(2) from None
 
 
-def _hydra_files(cfg, hc) -> dict[str, str]:
+def _hydra_files(cfg: DictConfig, hc: Any) -> dict[str, str]:
     """The job's ``.hydra`` files, from memory as the job starts (what Hydra writes to its folder), with the
     values of secret keys redacted."""
-    from omegaconf import OmegaConf
-
     from privrec.experiment import redact_tree
     from privrec.tracking.hydra_callback import redact_overrides
 
-    hydra_node = OmegaConf.to_container(hc, resolve=False)
-    hydra_node["overrides"]["task"] = redact_overrides(list(hydra_node["overrides"]["task"]))
-    hydra_node["job"]["override_dirname"] = ",".join(redact_overrides(
-        str(hydra_node["job"].get("override_dirname") or "").split(","))) if hydra_node["job"].get(
-        "override_dirname") else hydra_node["job"].get("override_dirname")
-    return {"config.yaml": OmegaConf.to_yaml(OmegaConf.create(redact_tree(OmegaConf.to_container(cfg, resolve=False)))),
+    hydra_node = _plain(hc, resolve=False, what="hydra")
+    task = redact_overrides([str(o) for o in hydra_node["overrides"]["task"]])
+    hydra_node["overrides"]["task"] = task
+    dirname = hydra_node["job"].get("override_dirname")
+    if dirname:
+        hydra_node["job"]["override_dirname"] = ",".join(redact_overrides(str(dirname).split(",")))
+    return {"config.yaml": OmegaConf.to_yaml(OmegaConf.create(redact_tree(_plain(cfg, resolve=False)))),
             "hydra.yaml": OmegaConf.to_yaml(OmegaConf.create({"hydra": hydra_node})),
-            "overrides.yaml": OmegaConf.to_yaml(OmegaConf.create(hydra_node["overrides"]["task"]))}
+            "overrides.yaml": OmegaConf.to_yaml(OmegaConf.create(task))}
 
 
-def _flag(container: dict, key: str, default: bool) -> bool:
+def _flag(container: dict[str, Any], key: str, default: bool) -> bool:
     value = container.get(key, default)
     if not isinstance(value, bool):
         raise ConfigError(f"{key} must be true or false; got {value!r}.")
     return value
 
 
-def _execute(cfg, hc, *, multirun: bool) -> Any:
-    from omegaconf import OmegaConf
-
+def _execute(cfg: DictConfig, hc: Any, *, multirun: bool) -> Any:
     from privrec import experiment
     from privrec.tracking.hydra_callback import JOBS_ENV, PARENT_ENV, SKIP_ENV
     from privrec.tracking.record import now_ms
     from privrec.tracking.store import open_store, repair, write_record
 
     hydra_files = _hydra_files(cfg, hc)  # captured now: a later job in the same folder cannot change them
-    container = OmegaConf.to_container(cfg, resolve=True)
+    container = _plain(cfg, resolve=True)
     tracking = container.get("tracking") or {}
     if not isinstance(tracking, dict):
         raise ConfigError(f"tracking must be a mapping with enabled, experiment and tracking_uri; got {tracking!r}.")
@@ -215,7 +224,7 @@ def _execute(cfg, hc, *, multirun: bool) -> Any:
                 print(f"privrec: marked {repaired} run(s) left RUNNING by a killed process as FAILED "
                       f"(tag privrec.interrupted).", file=sys.stderr)
     parent = os.environ.get(PARENT_ENV) or None if multirun else None
-    job = hc.job.get("num") if multirun else None
+    job = hc.job.num if multirun else None
     if parent and experiment.config_sha256(container)[:16] in set(os.environ.get(SKIP_ENV, "").split(",")):
         print(f"[job {job}] skipped: already FINISHED in the resumed sweep {parent}")
         return {}
@@ -233,7 +242,7 @@ def _execute(cfg, hc, *, multirun: bool) -> Any:
     elif executor is None:
         executor = AttackExecutor().start()
     output_dir = Path(hc.runtime.output_dir)
-    bar = _progress() if show else None
+    bar = _Progress() if show else None
     start = now_ms()
     try:
         record = experiment.run(plan, hydra_files=hydra_files, on_stage=bar, attack_executor=executor)
@@ -253,8 +262,9 @@ def _execute(cfg, hc, *, multirun: bool) -> Any:
     _STATE["written"] = written
     print(summary(container, record, where=_where(written), multirun=multirun, job=job))
     if written is not None and written.saved is not None:
-        print(f"privrec: error: the run could not be written to {store.uri} ({written.error}); it is saved in "
-              f"{written.saved} - write it later with: privrec sync {written.saved.parent}", file=sys.stderr)
+        print(f"privrec: error: the run could not be written to {tracking.get('tracking_uri')} "
+              f"({written.error}); it is saved in {written.saved} - write it later with: "
+              f"privrec sync {written.saved.parent}", file=sys.stderr)
         if not multirun:
             raise SystemExit(1)
     objectives = container.get("objectives")
@@ -267,12 +277,12 @@ def _execute(cfg, hc, *, multirun: bool) -> Any:
     return dict(record.metrics)
 
 
-class _progress:
+class _Progress:
     """A stage progress bar on stderr (a terminal only), created at the first stage, i.e. after the config
     was validated: a config error prints one line only."""
 
     def __init__(self) -> None:
-        self._bar = None
+        self._bar: Any = None
 
     def __call__(self, name: str) -> None:
         from privrec import experiment
@@ -281,7 +291,8 @@ class _progress:
             from tqdm import tqdm
 
             self._bar = tqdm(total=len(experiment.STAGES), desc="privrec", unit="stage", leave=False,
-                             file=sys.stderr, disable=None, bar_format="{desc}: {n_fmt}/{total_fmt} {postfix} [{elapsed}]")
+                             file=sys.stderr, disable=None,
+                             bar_format="{desc}: {n_fmt}/{total_fmt} {postfix} [{elapsed}]")
         else:
             self._bar.update(1)
         self._bar.set_postfix_str(name)
@@ -291,7 +302,7 @@ class _progress:
             self._bar.close()
 
 
-def _where(written) -> str:
+def _where(written: Written | None) -> str:
     if written is None:
         return "not tracked (tracking.enabled=false)"
     if written.run_id is not None:
@@ -299,7 +310,7 @@ def _where(written) -> str:
     return f"not written; saved to {written.saved}"
 
 
-def summary(cfg: dict, record, *, where: str = "", multirun: bool = False, job: Any = None) -> str:
+def summary(cfg: dict[str, Any], record: RunRecord, *, where: str = "", multirun: bool = False, job: Any = None) -> str:
     """A short table: nDCG@10 / recall@20 overall and per consent segment, users withheld, run location."""
     m = record.metrics
     cut_lo, cut_hi = min(cfg["evaluation"]["cutoffs"]), max(cfg["evaluation"]["cutoffs"])
@@ -309,8 +320,9 @@ def summary(cfg: dict, record, *, where: str = "", multirun: bool = False, job: 
     if multirun:
         parts = [f"{k}={m.get(f'eval/{k}', float('nan')):.4f}" for k in keys]
         return f"[job {job}] {model} {privacy} seed={cfg.get('seed')}: " + " ".join(parts)
-    lines = [f"privrec: {record.tags.get('privacy.transform')} on {cfg['dataset']['_target_'].rsplit('.', 1)[-1]}, "
-             f"model {model}, seed {cfg.get('seed')}",
+    dataset = cfg["dataset"]["_target_"].rsplit(".", 1)[-1]
+    lines = [(f"privrec: {record.tags.get('privacy.transform')} on {dataset}, "
+              f"model {model}, seed {cfg.get('seed')}"),
              f"  {'segment':<12}{'users':>8}{f'nDCG@{cut_lo}':>12}{f'recall@{cut_hi}':>12}"]
     for seg in ("overall", "consented", "opted_out"):
         prefix = "eval/" if seg == "overall" else f"eval/{seg}/"
@@ -328,7 +340,8 @@ def summary(cfg: dict, record, *, where: str = "", multirun: bool = False, job: 
         lines.append("  privacy: " + ", ".join(f"{k.removeprefix('privacy/')}={m[k]:.4g}" for k in shown))
     attacks = [k for k in m if k.startswith("attack/")]
     if attacks:
-        reid = sorted((k for k in attacks if k.startswith("attack/reid_rate_m")), key=lambda k: int(k.rsplit("m", 1)[1]))
+        reid = sorted((k for k in attacks if k.startswith("attack/reid_rate_m")),
+                      key=lambda k: int(k.rsplit("m", 1)[1]))
         headline = reid[-1:] + [k for k in attacks if "auc" in k and "tpr" not in k]
         lines.append("  attacks: " + ", ".join(f"{k.removeprefix('attack/')}={m[k]:.3f}" for k in headline)
                      + f" ({len(attacks)} attack metrics in MLflow)")
@@ -340,7 +353,7 @@ def summary(cfg: dict, record, *, where: str = "", multirun: bool = False, job: 
 
 
 # ---------------------------------------------------------------------------- data
-def _compose(overrides: list[str]):
+def _compose(overrides: list[str]) -> DictConfig:
     from hydra import compose, initialize_config_dir
 
     conf = config_dir()
@@ -350,7 +363,6 @@ def _compose(overrides: list[str]):
 
 
 def _data(argv: list[str]) -> int:
-    from omegaconf import OmegaConf
 
     parser = argparse.ArgumentParser(prog="privrec data")
     parser.add_argument("action", choices=["fetch", "info"])
@@ -367,11 +379,11 @@ def _data(argv: list[str]) -> int:
         path = fetch_movielens_100k(data_dir)
         print(f"privrec: ml-100k is ready in {path}")
         return 0
-    cfg = OmegaConf.to_container(_compose(args.rest), resolve=True)
+    cfg = _plain(_compose(args.rest), resolve=True)
     from privrec.data.fetch import describe
     from privrec.experiment import load_data
 
-    data, stats = load_data(cfg["dataset"], cfg.get("preprocess"), args.data_dir or cfg["data_dir"])
+    data, _stats = load_data(cfg["dataset"], cfg.get("preprocess"), args.data_dir or cfg["data_dir"])
     info = describe(data)
     width = max(map(len, info))
     print("\n".join(f"{k:<{width}}  {v}" for k, v in info.items()))
@@ -388,11 +400,10 @@ def _release(argv: list[str]) -> int:
     out = Path(outs[0])
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ConfigError(f"release out must be a new or empty folder; got {str(out)!r}, which is not empty.")
-    from omegaconf import OmegaConf
 
     from privrec.release import release
 
-    cfg = OmegaConf.to_container(_compose(overrides), resolve=True)
+    cfg = _plain(_compose(overrides), resolve=True)
     report = release(cfg, out)
     metrics = ", ".join(f"{k}={v:g}" for k, v in list(report.metrics.items())[:6])
     print(f"privrec: released {report.transform} data to {out}/ ({metrics})")
@@ -429,7 +440,7 @@ def _report(argv: list[str]) -> int:
     status = runs.attrs.get("sweep_status")
     if status is not None and status != "FINISHED":
         total = runs.attrs.get("sweep_total")
-        done = f"{runs.attrs['sweep_finished']} of {total if total else '?'} jobs finished"
+        done = f"{runs.attrs['sweep_finished']} of {total or '?'} jobs finished"
         state = "still running" if status == "RUNNING" else ("interrupted" if runs.attrs.get("sweep_interrupted")
                                                              else "incomplete")
         print(f"privrec: sweep {runs.attrs['sweep_run_id']} is {state}: {done}; the figure says so.",
@@ -488,6 +499,12 @@ def _sync(argv: list[str]) -> int:
     for folder in map(Path, args.folders):
         files.extend([folder] if folder.is_file() else sorted(folder.rglob(RECORD_FILE)))
     if not files:
+        synced = [p for folder in map(Path, args.folders) if folder.is_dir()
+                  for p in folder.rglob("record.synced.json")]
+        if synced:
+            print(f"privrec: nothing to sync: the {len(synced)} record(s) under {', '.join(args.folders)} were "
+                  f"synced already.")
+            return 0
         raise ConfigError(f"sync needs folders holding a saved {RECORD_FILE}; got none under "
                           f"{', '.join(args.folders)}.")
     stores: dict = {}
@@ -501,7 +518,15 @@ def _sync(argv: list[str]) -> int:
         exp = args.experiment or record.params.get("tracking.experiment") or "privrec"
         store = stores.get((uri, exp)) or stores.setdefault((uri, exp), open_store(uri, exp))
         parent = record.tags.get("privrec.parent_run_id") or None
-        result = write_record(store, record, parent_run_id=parent)  # raises if the store still fails
+        try:
+            result = write_record(store, record, parent_run_id=parent)
+        except Exception as exc:  # the store still fails: one line (as `privrec run` says it), the file is kept
+            if os.environ.get("HYDRA_FULL_ERROR") == "1":
+                raise
+            print(f"privrec: error: {path} could not be written to {store.uri} ({type(exc).__name__}: "
+                  f"{(str(exc).strip().splitlines() or [''])[0][:300]}); it is kept - fix the store and run "
+                  f"privrec sync again.", file=sys.stderr)
+            return 1
         path.rename(path.with_name("record.synced.json"))  # a second sync does not write it twice
         written.append(result.run_id)
         print(f"privrec: synced {path} -> run {result.run_id} in experiment '{exp}' at {store.uri}")
@@ -531,7 +556,8 @@ def _ui(argv: list[str]) -> int:
 
 
 # ---------------------------------------------------------------------------- main
-def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+def _one_line_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                      line: str | None = None) -> str:
     return f"privrec: {category.__name__}: {message}\n"
 
 

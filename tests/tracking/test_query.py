@@ -6,12 +6,12 @@ import pytest
 
 pytest.importorskip("mlflow")
 
-from mlflow.entities import Metric, Param  # noqa: E402
-from mlflow.tracking import MlflowClient  # noqa: E402
+from mlflow.entities import Metric, Param
+from mlflow.tracking import MlflowClient
 
-from privrec.errors import ConfigError  # noqa: E402
-from privrec.tracking import query  # noqa: E402
-from privrec.tracking.query import load_runs, log_report_artifacts, sweep_parent  # noqa: E402
+from privrec.errors import ConfigError
+from privrec.tracking import query
+from privrec.tracking.query import load_runs, log_report_artifacts, sweep_parent
 
 MODELS = ("ALS", "BPR")
 RATES = ("0.0", "0.25", "0.5")

@@ -14,13 +14,13 @@ import pytest
 
 pytest.importorskip("mlflow")
 
-from mlflow.tracking import MlflowClient  # noqa: E402
+from mlflow.tracking import MlflowClient
 
-from privrec.errors import ConfigError  # noqa: E402
-from privrec.tracking.mlflow_store import MlflowStore  # noqa: E402
-from privrec.tracking.record import RunRecord  # noqa: E402
-from privrec.tracking.sqlite_store import TESTED_REVISIONS, SqliteStore  # noqa: E402
-from privrec.tracking.store import (  # noqa: E402
+from privrec.errors import ConfigError
+from privrec.tracking.mlflow_store import MlflowStore
+from privrec.tracking.record import RunRecord
+from privrec.tracking.sqlite_store import TESTED_REVISIONS, SqliteStore
+from privrec.tracking.store import (
     INTERRUPTED_TAG,
     LIVENESS_TAG,
     is_gone,
@@ -29,7 +29,7 @@ from privrec.tracking.store import (  # noqa: E402
     repair,
     write_record,
 )
-from privrec.tracking.uri import parse_tracking_uri  # noqa: E402
+from privrec.tracking.uri import parse_tracking_uri
 
 PARAMS = {"model._target_": "privrec.models.ALS", "privacy.rate": "0.25", "seed": "0", "long": "x" * 7000,
           "evaluation.segment_by": "['gender', 'age_band']"}
@@ -43,7 +43,7 @@ RECORD = RunRecord(run_name="ConsentDrop ALS seed=0", status="FINISHED", start_t
 
 
 
-@pytest.fixture()
+@pytest.fixture
 def store_uri(empty_mlflow_store, tmp_path):
     db = tmp_path / "mlflow.db"
     empty_mlflow_store(db)
@@ -207,7 +207,7 @@ def test_accelerator_only_for_tested_revisions(store_uri, monkeypatch):
     loc = parse_tracking_uri(store_uri)
     assert SqliteStore.open(loc, "privrec") is None
     with sqlite3.connect(store_uri.removeprefix("sqlite:///")) as con:
-        con.execute("UPDATE alembic_version SET version_num = ?", (sorted(TESTED_REVISIONS)[0],))
+        con.execute("UPDATE alembic_version SET version_num = ?", (min(TESTED_REVISIONS),))
     assert isinstance(open_store(store_uri, "privrec"), SqliteStore)
     monkeypatch.setenv("PRIVREC_ACCELERATE", "0")
     assert isinstance(open_store(store_uri, "privrec"), MlflowStore)
@@ -236,7 +236,7 @@ def test_uri_parser_decodes_like_mlflow(uri, path):
 
 @pytest.mark.parametrize("uri", ["ftp://x", "mlflow.db", "sqlite://relative.db"])
 def test_uri_parser_refuses_what_mlflow_cannot_use(uri):
-    with pytest.raises(ConfigError, match="tracking.tracking_uri .*must"):
+    with pytest.raises(ConfigError, match=r"tracking\.tracking_uri .*must"):
         parse_tracking_uri(uri)
 
 

@@ -15,7 +15,7 @@ import os
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from privrec.tracking.store import INTERRUPTED_TAG, SWEEP_KEY_TAG, RunStore, open_store, repair
 
@@ -56,7 +56,7 @@ class MlflowSweepCallback(Callback):
         if repaired:
             print(f"privrec: marked {repaired} run(s) left RUNNING by a killed process as FAILED "
                   f"(tag {INTERRUPTED_TAG}).")
-        overrides = [str(o) for o in OmegaConf.to_container(config.hydra.overrides.task, resolve=False)]
+        overrides = [str(o) for o in config.hydra.overrides.task]
         key = sweep_key(overrides, experiment)
         parent, skip = None, []
         if bool(config.get("resume", False)):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Mapping
+from typing import Any
 
 from privrec.errors import ConfigError
 from privrec.tracking.record import RunRecord, now_ms
@@ -49,11 +50,11 @@ class MlflowStore:
         self.loc = loc
         self.uri = loc.uri
         self.experiment = experiment
-        self._client = None
+        self._client: Any = None
         self._experiment_id: str | None = None
 
     @classmethod
-    def from_client(cls, loc: StoreURI, experiment: str, client, experiment_id: str) -> MlflowStore:
+    def from_client(cls, loc: StoreURI, experiment: str, client: Any, experiment_id: str) -> MlflowStore:
         """A store over an already opened client and experiment (e.g. the report's reader)."""
         store = cls(loc, experiment)
         store._client, store._experiment_id = client, experiment_id
@@ -69,19 +70,14 @@ class MlflowStore:
             with store_lock(self.loc):
                 client = MlflowClient(self.uri)
                 exp = client.get_experiment_by_name(self.experiment)
-                if exp is None:
-                    exp_id = client.create_experiment(self.experiment)
-                else:
-                    if exp.lifecycle_stage != "active":
-                        raise ConfigError(f"tracking.experiment must name an active experiment; "
-                                          f"'{self.experiment}' is deleted in {self.uri}. Restore it in the "
-                                          f"MLflow UI or choose another name.")
-                    exp_id = exp.experiment_id
-        except ConfigError:
-            raise
+                exp_id = client.create_experiment(self.experiment) if exp is None else exp.experiment_id
+                stage = "active" if exp is None else exp.lifecycle_stage
         except Exception as exc:  # noqa: BLE001 - unreachable server, unwritable or corrupt database, ...
             raise ConfigError(f"tracking.tracking_uri must be a store MLflow can write; got {self.uri!r} "
                               f"({type(exc).__name__}: {_first_line(exc)}).") from None
+        if stage != "active":
+            raise ConfigError(f"tracking.experiment must name an active experiment; '{self.experiment}' is "
+                              f"deleted in {self.uri}. Restore it in the MLflow UI or choose another name.")
         self._client, self._experiment_id = client, exp_id
 
     @property

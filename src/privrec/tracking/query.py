@@ -16,13 +16,16 @@ import re
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from privrec.errors import ConfigError
 from privrec.tracking.uri import parse_tracking_uri, resolve_tracking_uri
 
 if TYPE_CHECKING:
     import pandas as pd
+    from mlflow.tracking import MlflowClient
+
+    from privrec.tracking.uri import StoreURI
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
@@ -60,7 +63,7 @@ def load_runs(tracking_uri: str | None = None, *, experiment: str = "privrec",
                 f"experiment '{experiment}' must hold at least one FINISHED run to report on; got "
                 f"{_status_counts(runs)} at {uri}. Run `privrec run` first."
             )
-        parent_id, exp_name = None, experiment
+        parent, parent_id, exp_name = None, None, experiment
     else:
         parent = _parent_run(client, uri, experiment, sweep)
         parent_id = parent.info.run_id
@@ -79,7 +82,7 @@ def load_runs(tracking_uri: str | None = None, *, experiment: str = "privrec",
     ids = pd.DataFrame({"run_id": [r.info.run_id for r in finished]})
     frame = pd.concat([ids, params, metrics], axis=1)
     frame.attrs.update(tracking_uri=uri, experiment=exp_name, sweep_run_id=parent_id)
-    if sweep is not None:
+    if parent is not None:
         total = parent.data.tags.get("privrec.jobs_total") or max(
             (r.data.tags.get("privrec.sweep_jobs", "") for r in runs), default="")
         frame.attrs.update(sweep_status=parent.info.status, sweep_finished=len(finished),
@@ -113,7 +116,7 @@ def log_report_artifacts(tracking_uri: str | None, run_id: str, paths: Iterable[
 
 
 # ---------------------------------------------------------------------------------------------- helpers
-def open_client(uri: str):
+def open_client(uri: str) -> MlflowClient:
     """MLflow's client for an existing store (a missing SQLite file is an error: reading must not create a
     store), after repairing runs that killed processes left RUNNING."""
     loc = parse_tracking_uri(uri)
@@ -126,14 +129,14 @@ def open_client(uri: str):
 
         client = MlflowClient(tracking_uri=uri)
         _repair_all(client, loc)
-        return client
     except ConfigError:
         raise
     except Exception as exc:
         raise _unreachable(uri, exc) from exc
+    return client
 
 
-def _repair_all(client, loc) -> None:
+def _repair_all(client: MlflowClient, loc: StoreURI) -> None:
     """:func:`~privrec.tracking.store.repair` for every experiment of the store with RUNNING runs."""
     from privrec.tracking.mlflow_store import MlflowStore
     from privrec.tracking.store import repair
@@ -153,7 +156,7 @@ def _unreachable(uri: str, exc: BaseException) -> ConfigError:
                        f"{': ' + detail if detail else ''}. Check --tracking-uri / MLFLOW_TRACKING_URI.")
 
 
-def _experiment(client, uri: str, name: str):
+def _experiment(client: MlflowClient, uri: str, name: str) -> Any:
     try:
         exp = client.get_experiment_by_name(name)
     except Exception as exc:
@@ -165,8 +168,9 @@ def _experiment(client, uri: str, name: str):
     return exp
 
 
-def _experiment_names(client) -> list[str]:
-    names, token = [], None
+def _experiment_names(client: MlflowClient) -> list[str]:
+    names: list[str] = []
+    token = None
     while True:
         page = client.search_experiments(max_results=_PAGE, page_token=token)
         names.extend(e.name for e in page)
@@ -175,20 +179,21 @@ def _experiment_names(client) -> list[str]:
             return sorted(names)
 
 
-def _experiment_name(client, experiment_id: str, default: str) -> str:
+def _experiment_name(client: MlflowClient, experiment_id: str, default: str) -> str:
     try:
         return client.get_experiment(experiment_id).name
-    except Exception:
+    except Exception:  # noqa: BLE001 - only a label for the report: any store error keeps the default
         return default
 
 
-def _search(client, uri: str, experiment_ids: list[str], filter_string: str) -> list:
+def _search(client: MlflowClient, uri: str, experiment_ids: list[str], filter_string: str) -> list:
     """Every run matching ``filter_string`` (all pages), oldest first.
 
     The SQL store builds one ORM object per param, metric and tag (~60,000 for 300 runs); the cyclic garbage
     collector, triggered over and over by those allocations, doubled the time, so it is paused meanwhile.
     """
-    out, token = [], None
+    out: list[Any] = []
+    token = None
     collecting = gc.isenabled()
     gc.disable()
     try:
@@ -206,7 +211,7 @@ def _search(client, uri: str, experiment_ids: list[str], filter_string: str) -> 
             gc.enable()
 
 
-def _get_run(client, uri: str, run_id: str, *, what: str, experiment: str | None = None):
+def _get_run(client: MlflowClient, uri: str, run_id: str, *, what: str, experiment: str | None = None) -> Any:
     if not _RUN_ID.match(str(run_id)):
         raise ConfigError(f"{what} must be an MLflow run id (letters, digits, '-', '_'); got {run_id!r}.")
     try:
@@ -226,7 +231,7 @@ def _get_run(client, uri: str, run_id: str, *, what: str, experiment: str | None
     raise ConfigError(f"{what} {run_id!r} must name a run in {uri}; got no such run{hint}.")
 
 
-def _search_page(client, uri: str, experiment_id: str, filter_string: str, *, n: int) -> list:
+def _search_page(client: MlflowClient, uri: str, experiment_id: str, filter_string: str, *, n: int) -> list:
     try:
         return list(client.search_runs([experiment_id], filter_string=filter_string, max_results=n,
                                        order_by=["attributes.start_time DESC"]))
@@ -234,7 +239,7 @@ def _search_page(client, uri: str, experiment_id: str, filter_string: str, *, n:
         raise _unreachable(uri, exc) from exc
 
 
-def _parent_run(client, uri: str, experiment: str, sweep: str):
+def _parent_run(client: MlflowClient, uri: str, experiment: str, sweep: str) -> Any:
     if sweep == "latest":
         exp = _experiment(client, uri, experiment)
         latest = _search_page(client, uri, exp.experiment_id, f"tags.`{SWEEP_TAG}` = 'true'", n=1)

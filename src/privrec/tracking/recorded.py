@@ -40,12 +40,12 @@ def load_recorded_run(run_id: str, *, tracking_uri: str | None = None) -> Record
     except MlflowException:
         raise ConfigError(f"reproduce run id must name a run in {uri}; got {run_id!r}. "
                           f"List runs with: privrec ui") from None
-    except Exception as exc:  # unreachable store, bad URI scheme, ...
+    except Exception as exc:  # noqa: BLE001 - unreachable store, bad URI scheme, ...: one line, not a traceback
         raise ConfigError(f"reproduce could not reach the tracking store {uri!r}: {type(exc).__name__}.") from None
     with tempfile.TemporaryDirectory() as tmp:
         try:
             path = client.download_artifacts(run_id, "config/resolved.yaml", tmp)
-        except Exception:
+        except Exception:  # noqa: BLE001 - MLflow raises several types for a missing artifact
             raise ConfigError(f"reproduce needs the run's config/resolved.yaml artifact; run {run_id!r} has none "
                               f"(not a privrec run, or a sweep's parent run).") from None
         config = yaml.safe_load(Path(path).read_text())

@@ -66,7 +66,7 @@ _RUN_NAME_TAG = "mlflow.runName"
 _USER_TAG = "mlflow.user"
 
 
-class _Unqualified(RuntimeError):
+class _UnqualifiedError(RuntimeError):
     """The store does not qualify for direct writing (the message says why)."""
 
 
@@ -130,30 +130,30 @@ class SqliteStore:
         """The writer, or None when the store does not qualify (then MLflow's client is used)."""
         try:
             return cls._open(loc, experiment)
-        except (_Unqualified, sqlite3.Error):
+        except (_UnqualifiedError, sqlite3.Error):
             return None
 
     @classmethod
     def _open(cls, loc: StoreURI, experiment: str) -> SqliteStore:
         path = loc.sqlite_path
         if path is None or not path.is_file():
-            raise _Unqualified("not an existing local SQLite file")
+            raise _UnqualifiedError("not an existing local SQLite file")
         with closing(cls._connect(path)) as con:
             schema = _schema(con, ["alembic_version", *_WRITES, *_READS])
             if "alembic_version" not in schema:
-                raise _Unqualified("no MLflow schema yet")
+                raise _UnqualifiedError("no MLflow schema yet")
             revisions = {row[0] for row in con.execute("SELECT version_num FROM alembic_version")}
             if not revisions or not revisions <= TESTED_REVISIONS:
-                raise _Unqualified(f"schema revision {sorted(revisions)} was not tested")
+                raise _UnqualifiedError(f"schema revision {sorted(revisions)} was not tested")
             for table, needed in (_WRITES | _READS).items():
                 columns = schema.get(table)
                 if columns is None or needed - set(columns):
-                    raise _Unqualified(f"table {table!r} lacks columns")
+                    raise _UnqualifiedError(f"table {table!r} lacks columns")
                 if table in _WRITES:
                     # PRAGMA row: (cid, name, type, notnull, default, pk)
                     required = {name for name, row in columns.items() if row[3] and row[4] is None}
                     if required - needed:
-                        raise _Unqualified(f"table {table!r} requires unknown columns")
+                        raise _UnqualifiedError(f"table {table!r} requires unknown columns")
             found = cls._find_experiment(con, experiment, workspace="workspace" in schema["experiments"])
         return cls(loc, path, experiment, found)
 
@@ -170,13 +170,13 @@ class SqliteStore:
             query += " AND workspace = 'default'"
         rows = con.execute(query, (name,)).fetchall()
         if not rows:
-            raise _Unqualified("the experiment does not exist yet (MLflow creates experiments)")
+            raise _UnqualifiedError("the experiment does not exist yet (MLflow creates experiments)")
         experiment_id, location, stage = rows[0]
         if stage != "active":
-            raise _Unqualified("the experiment is not active")
+            raise _UnqualifiedError("the experiment is not active")
         artifact_dir = _artifact_dir(location)
         if artifact_dir is None:
-            raise _Unqualified("the experiment stores artifacts outside the local file system")
+            raise _UnqualifiedError("the experiment stores artifacts outside the local file system")
         return _Experiment(int(experiment_id), location, artifact_dir)
 
     # ------------------------------------------------------------------ the RunStore interface
@@ -287,8 +287,7 @@ class SqliteStore:
             with self._transaction() as con:
                 (stage,) = con.execute("SELECT lifecycle_stage FROM experiments WHERE experiment_id = ?",
                                        (self._experiment.experiment_id,)).fetchone() or ("missing",)
-                if stage != "active":
-                    raise RuntimeError(f"experiment '{self.experiment}' is {stage} in {self.uri}")
+                _check_active(stage, self.experiment, self.uri)
                 con.execute(
                     "INSERT INTO runs (run_uuid, name, source_type, source_name, entry_point_name, user_id, "
                     "status, start_time, end_time, source_version, lifecycle_stage, artifact_uri, "
@@ -309,6 +308,11 @@ class SqliteStore:
             shutil.rmtree(run_dir, ignore_errors=True)  # nothing half-written: no rows, no stray files
             raise
         return run_id
+
+
+def _check_active(stage: str, experiment: str, uri: str) -> None:
+    if stage != "active":
+        raise RuntimeError(f"experiment '{experiment}' is {stage} in {uri}")
 
 
 def _write_artifacts(root: Path, texts: Mapping[str, str], paths: Iterable[tuple[str, str | None]]) -> None:

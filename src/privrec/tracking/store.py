@@ -35,8 +35,9 @@ from privrec.errors import ConfigError
 from privrec.tracking.record import RunRecord
 from privrec.tracking.uri import StoreURI, parse_tracking_uri
 
-__all__ = ["CONFIG_SHA_TAG", "INTERRUPTED_TAG", "LIVENESS_TAG", "PARENT_TAG", "RunStore", "SWEEP_KEY_TAG", "Written", "is_gone", "liveness", "open_store",
-           "repair", "store_lock", "write_record"]
+__all__ = ["CONFIG_SHA_TAG", "INTERRUPTED_TAG", "LAST_WRITTEN", "LIVENESS_TAG", "PARENT_TAG", "RunStore",
+           "SWEEP_KEY_TAG", "Written", "check_experiment_name", "deferred_interrupts", "is_gone", "liveness",
+           "open_store", "repair", "store_lock", "write_record"]
 
 LIVENESS_TAG = "privrec.liveness"
 INTERRUPTED_TAG = "privrec.interrupted"
@@ -162,7 +163,7 @@ def _check_sqlite(path: Path, uri: str) -> bool:
 
 def _check_server(uri: str) -> None:
     try:
-        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=5) as response:  # noqa: S310 - http(s) only
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=5) as response:
             ok = response.status == 200
     except (urllib.error.URLError, OSError, ValueError) as exc:
         raise ConfigError(f"tracking.tracking_uri must be a reachable MLflow server; got {uri!r} "
@@ -225,7 +226,7 @@ def deferred_interrupts() -> Iterator[list[int]]:
     received: list[int] = []
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
 
-    def hold(signum, _frame) -> None:
+    def hold(signum: int, _frame: object) -> None:
         received.append(signum)
 
     for sig in previous:
@@ -239,16 +240,22 @@ def deferred_interrupts() -> Iterator[list[int]]:
             signal.raise_signal(received[0])
 
 
+#: The last record :func:`write_record` wrote in this process (for the message after a held Ctrl-C).
+LAST_WRITTEN: list[Written] = []
+
+
 def write_record(store: RunStore, record: RunRecord, *, parent_run_id: str | None = None,
                  save_to: str | os.PathLike | None = None) -> Written:
     """Write ``record`` into ``store`` (Ctrl-C waits for it). If the store fails, save the record in
     ``save_to`` so that ``privrec sync`` can write it later; the returned :class:`Written` says which."""
-    with deferred_interrupts():
+    with deferred_interrupts():  # a Ctrl-C held here is raised when the block ends: LAST_WRITTEN says what went
         try:
-            return Written(run_id=store.write(record, parent_run_id=parent_run_id))
-        except Exception as exc:  # noqa: BLE001 - any store failure: keep the computed run
+            written = Written(run_id=store.write(record, parent_run_id=parent_run_id))
+        except Exception as exc:  # any store failure: keep the computed run
             error = f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0][:300]}"
             if save_to is None:
                 raise
             kept = record.with_tags({"privrec.parent_run_id": parent_run_id} if parent_run_id else {})
-            return Written(saved=kept.save(save_to), error=error)
+            written = Written(saved=kept.save(save_to), error=error)
+        LAST_WRITTEN[:] = [written]
+    return written
