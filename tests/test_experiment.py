@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from privrec import experiment
-from privrec.errors import ConfigError
+from privrec.errors import ConfigError, DataValidationError
 from privrec.tracking import RunRecord
 
 
@@ -65,7 +65,7 @@ def test_bad_config_fails_before_any_work(tmp_path):
     cfg = _cfg(tmp_path, privacy={"_target_": "privrec.privacy.ConsentDrop", "rate": 1.5})
     with pytest.raises(ConfigError, match=r"consent_drop.rate must be in \[0, 1\); got 1.5"):
         experiment.plan(cfg)
-    with pytest.raises(ConfigError, match="evaluation.cutoffs must be"):
+    with pytest.raises(ConfigError, match=r"evaluation\.cutoffs must be"):
         experiment.plan(_cfg(tmp_path, evaluation={"cutoffs": "abc"}))
 
 
@@ -83,7 +83,7 @@ def test_unknown_parameter_is_named(tmp_path):
 
 def test_failed_record_carries_config_and_one_line_error(tmp_path):
     cfg = _cfg(tmp_path / "nowhere", dataset={"_target_": "privrec.data.loaders.Delimited", "path": "missing.tsv"})
-    with pytest.raises(Exception) as err:
+    with pytest.raises(DataValidationError) as err:
         experiment.run(cfg)
     record = experiment.failed_record(cfg, err.value, start_time=1, hydra_files={"config.yaml": "seed: 0\n"})
     assert record.status == "FAILED" and "\n" not in record.tags["error"]

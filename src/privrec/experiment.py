@@ -10,6 +10,7 @@ config fails before any work; :func:`failed_record` is the record of a run that 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -43,7 +44,9 @@ HARNESS_KEYS = ("tracking", "progress", "parallel_attacks", "resume", "data_dir"
 _DATA_CACHE: dict[tuple[str, str, str], tuple[Dataset, dict[str, float]]] = {}
 
 
-def load_data(dataset_cfg: Mapping, preprocess_cfg: Mapping | None, data_dir: str | os.PathLike) -> tuple[Dataset, dict]:
+def load_data(
+    dataset_cfg: Mapping, preprocess_cfg: Mapping | None, data_dir: str | os.PathLike
+) -> tuple[Dataset, dict]:
     """Load and preprocess a dataset; cached per process (datasets are immutable), so sweeps load once."""
     key = (repr(dict(dataset_cfg)), repr(dict(preprocess_cfg or {})), str(Path(data_dir).resolve()))
     if key not in _DATA_CACHE:
@@ -84,8 +87,8 @@ class Plan:
     batch_size: int
 
 
-def plan(cfg: Mapping[str, Any]) -> Plan:
-    """Build and check every component of ``cfg``; ConfigError before any work."""
+def plan(cfg: Mapping[str, Any] | Plan) -> Plan:
+    """Build and check every component of ``cfg`` (a plan is returned as is); ConfigError before any work."""
     if isinstance(cfg, Plan):
         return cfg
     cfg = dict(cfg)
@@ -245,7 +248,7 @@ def run_attacks(attacks: Mapping[str, Any], split: Any, treated: Any, model: Any
                           else None)
     metrics: dict[str, float] = {}
     missing: dict[str, str] = {}
-    for (name, attack), child in zip(attacks.items(), rng.spawn(len(attacks))):
+    for attack, child in zip(attacks.values(), rng.spawn(len(attacks)), strict=True):
         result = attack.run(target, rng=child)
         metrics.update({f"attack/{k}": float(v) for k, v in result.metrics.items()})
         missing.update({k: str(v) for k, v in result.missing.items()})
@@ -314,10 +317,8 @@ def _provenance() -> dict[str, str]:
 
     tags = {"privrec.version": privrec.__version__, "python": platform.python_version()}
     for lib in _LIBRARIES:
-        try:
+        with contextlib.suppress(metadata.PackageNotFoundError):
             tags[f"lib.{lib}"] = metadata.version(lib)
-        except metadata.PackageNotFoundError:
-            pass
     try:
         from threadpoolctl import threadpool_info
 
@@ -325,7 +326,7 @@ def _provenance() -> dict[str, str]:
             f"{i.get('internal_api')} {i.get('version')} threads={i.get('num_threads')}"
             for i in threadpool_info() if i.get("user_api") == "blas"
         ) or "none loaded"
-    except Exception:  # pragma: no cover - informational only
+    except Exception:  # noqa: BLE001  # pragma: no cover - informational only: a failing BLAS probe must not fail a run
         tags["blas"] = "unknown"
     tags.update(git_state(Path(__file__).resolve().parent))
     return tags
@@ -334,11 +335,12 @@ def _provenance() -> dict[str, str]:
 def git_state(path: Path) -> dict[str, str]:
     """``git.commit`` and ``git.dirty`` when ``path`` is inside a git checkout, else nothing."""
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=path, capture_output=True, text=True, timeout=5)
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=path, capture_output=True, text=True, timeout=5,
+                                check=False)
         if commit.returncode != 0:
             return {}
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=path,
-                               capture_output=True, text=True, timeout=5)
+                               capture_output=True, text=True, timeout=5, check=False)
         return {"git.commit": commit.stdout.strip(), "git.dirty": str(bool(dirty.stdout.strip())).lower()}
     except (OSError, subprocess.SubprocessError):
         return {}

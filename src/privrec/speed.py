@@ -19,6 +19,7 @@ The tricks change when things happen, never what is computed:
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import ctypes
 import multiprocessing
 import os
@@ -47,10 +48,8 @@ def exit(code: object) -> None:  # noqa: A001 - the process exit, as sys.exit
 
     logging.shutdown()
     for stream in (sys.stdout, sys.stderr):
-        try:
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe (e.g. `privrec run | head`)
             stream.flush()
-        except (OSError, ValueError):  # a closed pipe (e.g. `privrec run | head`)
-            pass
     os._exit(code)
 
 
@@ -147,8 +146,7 @@ class AttackExecutor:
             return
         busy = self._future is not None and not self._future.done()
         if busy and self._worker is not None and self._worker.done() and self._worker.exception() is None:
-            try:  # an interrupted run: stop the attack computation now instead of waiting for it
+            # an interrupted run: stop the attack computation now instead of waiting for it
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(self._worker.result(), signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         pool.shutdown(wait=True, cancel_futures=True)

@@ -170,7 +170,7 @@ def test_cover_rules():
     original = np.array(["24", "30", "31", "02139", "02141", "10001", "F", "M"])
     released = np.array(["[25-30]", "021**", "F|M", "31", "M"])
     o, r = cover_pairs(original, released)
-    got = {(original[a], released[b]) for a, b in zip(o, r)}
+    got = {(original[a], released[b]) for a, b in zip(o, r, strict=True)}
     assert got == {("30", "[25-30]"), ("02139", "021**"), ("02141", "021**"), ("F", "F|M"), ("M", "F|M"),
                    ("31", "31"), ("M", "M")}
 
@@ -227,10 +227,10 @@ def test_scores_match_a_dense_reference():
         data = random_dataset(n_users=40, n_items=30, density=0.2, seed=trial, min_items=3)
         released = data.subset(rng.random(data.n_interactions) < 0.8)
         R = released.to_csr(binary=True).toarray()
-        O = data.to_csr(binary=True)
+        orig = data.to_csr(binary=True)
         users = np.flatnonzero(R.sum(1) > 0)
         m = 1 + trial % 3
-        aux = np.array([rng.choice(O.indices[O.indptr[u]:O.indptr[u + 1]], m, replace=False) for u in users])
+        aux = np.array([rng.choice(orig.indices[orig.indptr[u]:orig.indptr[u + 1]], m, replace=False) for u in users])
         w = 1 / np.log(np.maximum(R.sum(0), 2))
         cand = np.flatnonzero(R.sum(1) > 0)
         expect_hit, expect_unique = [], []
@@ -308,5 +308,5 @@ def test_run_checks_its_arguments():
     data = random_dataset(seed=0)
     with pytest.raises(DataValidationError, match="must be an AttackTarget"):
         ReIdentification(m=1).run(data, rng=np.random.default_rng(0))
-    with pytest.raises(ConfigError, match="must be a numpy.random.Generator"):
+    with pytest.raises(ConfigError, match=r"must be a numpy\.random\.Generator"):
         ReIdentification(m=1).run(target_of(data), rng=0)

@@ -92,5 +92,6 @@ def test_non_finite_weights_raise():
     weight = data.weight.copy()
     weight[[0, 3]] = np.nan
     bad = data.with_interactions(data.user_idx, data.item_idx, weight)
-    with pytest.raises(DataValidationError, match=r"^ALS\.fit train weights must be finite; got 2 non-finite weights\.$"):
+    with pytest.raises(DataValidationError,
+                       match=r"^ALS\.fit train weights must be finite; got 2 non-finite weights\.$"):
         ALS(factors=4, iterations=2).fit(bad, rng=np.random.default_rng(0))

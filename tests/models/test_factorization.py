@@ -84,7 +84,7 @@ def test_recommend_matches_a_plain_ranking_with_ties_to_the_lower_item():
     seen = data.to_csr()[users].toarray() != 0
     dense = model.score(users)
     recs = model.recommend(users, n=data.n_items)
-    for row, u in enumerate(users):
+    for row in range(len(users)):
         candidates = np.flatnonzero(~seen[row])
         expected = candidates[np.argsort(-dense[row, candidates], kind="stable")]  # stable: lower index first
         listed = recs.items[row][recs.items[row] >= 0]

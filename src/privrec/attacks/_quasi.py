@@ -112,7 +112,10 @@ class QuasiMatch:
         ot, rt = self._join(o_tuples, r_tuples[live])
         rt = live[rt]
         self.pair_keys = np.sort(ot * self.n_rt + rt)
-        self.n_compat = np.bincount(ot, weights=r_count[rt], minlength=len(o_tuples))
+        # numpy's stubs type bincount as intp whatever the weights; with float weights it returns float64
+        self.n_compat: NDArray[np.float64] = np.bincount(  # type: ignore[assignment]
+            ot, weights=r_count[rt], minlength=len(o_tuples)
+        )
 
     def _covered(self, a: int, o: NDArray[np.int64], r: NDArray[np.int64]) -> NDArray[np.bool_]:
         n_r = self._sizes[a][1]

@@ -73,9 +73,11 @@ def group_top2(
 
 
 def merge_top2(
-    best: NDArray, arg: NDArray, second: NDArray, new_best: NDArray, new_arg: NDArray, new_second: NDArray
+    current: tuple[NDArray, NDArray, NDArray], new: tuple[NDArray, NDArray, NDArray]
 ) -> tuple[NDArray, NDArray, NDArray]:
-    """Top two of the union of two disjoint candidate sets, from each set's top two."""
+    """Top two of the union of two disjoint candidate sets, from each set's top two (best, its member, second)."""
+    best, arg, second = current
+    new_best, new_arg, new_second = new
     keep = best >= new_best
     merged_second = np.where(keep, np.maximum(second, new_best), np.maximum(new_second, best))
     return np.maximum(best, new_best), np.where(keep, arg, new_arg), merged_second

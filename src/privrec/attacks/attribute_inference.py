@@ -94,7 +94,6 @@ class AttributeInference:
 
         released = target.released.to_csr(binary=True)
         in_release = labelled & (np.diff(released.indptr) > 0)
-        raw = target.original.to_csr(binary=True) if "raw_to_released" in self.sources else None
         for source in self.sources:
             if source == "factors":
                 users, features, reason = _factors(target.model, labelled)
@@ -105,14 +104,14 @@ class AttributeInference:
             else:
                 users = np.flatnonzero(in_release)
                 apply_to = released[users]
-                fit_on = raw[users] if source == "raw_to_released" else apply_to
+                fit_on = target.original.to_csr(binary=True)[users] if source == "raw_to_released" else apply_to
                 if source == "raw_to_released" and "released" in self.sources[: self.sources.index(source)] \
                         and _same_pattern(fit_on, apply_to):
                     # The treatment left these users' rows untouched (consent drop, no privacy): the attacker
                     # trained on raw data sees exactly the released one's data, folds and seed - same result.
                     self._copy("released", source, metrics, missing)
                     continue
-            self._evaluate(source, labels[users], fit_on, apply_to, seed, metrics, missing)
+            self._evaluate(source, labels[users], fit_on, apply_to, seed=seed, metrics=metrics, missing=missing)
         return AttackResult(attack="attribute_inference", metrics=metrics, missing=missing)
 
     # ------------------------------------------------------------------ internals
@@ -121,7 +120,7 @@ class AttributeInference:
 
     def _copy(self, source: str, to: str, metrics: dict, missing: dict) -> None:
         metrics[f"{self.attribute}_users_{to}"] = metrics[f"{self.attribute}_users_{source}"]
-        for name, new in zip(self._names(source), self._names(to)):
+        for name, new in zip(self._names(source), self._names(to), strict=True):
             if name in metrics:
                 metrics[new] = metrics[name]
             if name in missing:
@@ -134,7 +133,7 @@ class AttributeInference:
             warnings.warn(f"{_OWNER} skipped source {source!r}: {reason}", DataWarning, stacklevel=4)
 
     def _evaluate(
-        self, source: str, y: NDArray, fit_on: Any, apply_to: Any, seed: int, metrics: dict, missing: dict
+        self, source: str, y: NDArray, fit_on: Any, apply_to: Any, *, seed: int, metrics: dict, missing: dict
     ) -> None:
         metrics[f"{self.attribute}_users_{source}"] = float(len(y))
         classes, counts = np.unique(y.astype(str), return_counts=True) if len(y) else (np.zeros(0), np.zeros(0))

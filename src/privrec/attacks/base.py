@@ -116,10 +116,12 @@ def check_int(owner: str, name: str, value: object, *, minimum: int, allow_none:
 
 def check_number(owner: str, name: str, value: object, *, minimum: float, open_low: bool = False) -> float:
     """A finite real number ``>= minimum`` (``> minimum`` when ``open_low``)."""
-    ok = not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating))
-    if ok:
-        ok = bool(np.isfinite(value)) and (value > minimum if open_low else value >= minimum)
-    if not ok:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float, np.integer, np.floating))
+        or not np.isfinite(value)
+        or not (value > minimum if open_low else value >= minimum)
+    ):
         rule = f"> {minimum:g}" if open_low else f">= {minimum:g}"
         raise ConfigError(f"{owner}.{name} must be a finite number {rule}; got {value!r}.")
     return float(value)

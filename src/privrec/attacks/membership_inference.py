@@ -48,8 +48,9 @@ class MembershipInference:
 
     ``..._tpr_at_1fpr``: the largest true-positive rate of a score threshold whose false-positive rate is
     at most 1% (Carlini et al., "Membership Inference Attacks From First Principles", S&P 2022, argue
-    for this low-FPR view). AUC and ROC from :func:`sklearn.metrics.roc_curve` (AUC = ``auc`` of that curve, i.e. ``roc_auc_score``). Counts:
-    ``mia_users``, ``mia_user_members``, ``mia_user_nonmembers``. Without a model every metric is missing.
+    for this low-FPR view). AUC and ROC from :func:`sklearn.metrics.roc_curve` (AUC = ``auc`` of that curve,
+    i.e. ``roc_auc_score``). Counts: ``mia_users``, ``mia_user_members``, ``mia_user_nonmembers``. Without a
+    model every metric is missing.
 
     Score rows are computed densely in batches of users (about ``block_elements`` floats at a time).
     """

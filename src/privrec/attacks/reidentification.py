@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -103,7 +103,7 @@ class ReIdentification:
     _force_enumeration: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
-        ms = self.m
+        ms: Any = self.m  # config input of any shape (int, list, Hydra ListConfig...): validated here
         if isinstance(ms, (int, np.integer)) and not isinstance(ms, bool):
             ms = (ms,)
         try:
@@ -133,7 +133,8 @@ class ReIdentification:
         orig.sort_indices()
         history = np.diff(orig.indptr)
         longest = int(history.max()) if history.size else 0
-        too_long = [m for m in self.m if m > longest]
+        ms = self.m if isinstance(self.m, tuple) else (self.m,)  # __post_init__ stored a sorted tuple
+        too_long = [m for m in ms if m > longest]
         if too_long:
             raise ConfigError(
                 f"{_OWNER}.m must not exceed the longest original history ({longest} items); got {too_long}."
@@ -146,12 +147,12 @@ class ReIdentification:
                     f"got none in {' and '.join(lacking)}. "
                     "Set days to null to ignore time."
                 )
-        quasi = self._quasi(original, released) if self.demographics else None
-        enumerate_all = self._force_enumeration or self.days is not None or quasi is not None
+        columns = self._quasi(original, released) if self.demographics else None
+        enumerate_all = self._force_enumeration or self.days is not None or columns is not None
         rel = _Release(released, popular=not enumerate_all, cap_items=self.popular_items,
                        cap_bytes=self.bitmap_bytes, days=self.days)
-        if quasi is not None:
-            quasi = QuasiMatch(original.user_attributes, released.user_attributes, quasi, rel.has_profile)
+        quasi = (QuasiMatch(original.user_attributes, released.user_attributes, columns, rel.has_profile)
+                 if columns is not None else None)
 
         # the adversary's knowledge: one random order of each user's original items (nested over m)
         rows = np.repeat(np.arange(original.n_users, dtype=np.int64), history)
@@ -165,7 +166,7 @@ class ReIdentification:
 
         metrics: dict[str, float] = {}
         missing: dict[str, str] = {}
-        for m in self.m:
+        for m in ms:
             eligible = np.flatnonzero(history >= m)
             targets = eligible
             if self.max_targets is not None and len(eligible) > self.max_targets:
@@ -208,10 +209,11 @@ class ReIdentification:
         return columns
 
     def _decide(
-        self, best: NDArray, arg: NDArray, second: NDArray, total: NDArray, total_sq: NDArray, n_cand: NDArray,
+        self, top: tuple[NDArray, NDArray, NDArray], *, total: NDArray, total_sq: NDArray, n_cand: NDArray,
         users: NDArray,
     ) -> NDArray[np.bool_]:
-        """Confident (eccentricity >= threshold, strict best) and correct."""
+        """Confident (eccentricity >= threshold, strict best) and correct; ``top``: (best, its user, second best)."""
+        best, arg, second = top
         second = np.maximum(second, 0.0)  # profiles outside the scored set (or a virtual empty one) score 0
         n = np.maximum(n_cand, 1.0)
         mean = total / n
@@ -258,7 +260,8 @@ class ReIdentification:
             best, arg, second = group_top2(scores.indptr, cand, s)
             total = np.bincount(row, weights=s, minlength=nb)
             total_sq = np.bincount(row, weights=s * s, minlength=nb)
-            hit[batch] = self._decide(best, arg, second, total, total_sq, n_cand[batch], b_users)
+            hit[batch] = self._decide((best, arg, second), total=total, total_sq=total_sq, n_cand=n_cand[batch],
+                                      users=b_users)
             is_full = s >= full[batch][row] - _FULL_TOL
             n_full = np.bincount(row, weights=is_full, minlength=nb)
             self_full = np.bincount(row, weights=is_full & (cand == b_users[row]), minlength=nb) > 0
@@ -297,22 +300,24 @@ class ReIdentification:
         idx = np.flatnonzero(counted)
         if idx.size:
             h, u = _count_patterns(rel, users[idx], aux[idx], pcode[idx], weight[idx])
-            hit[idx] = self._decide(*h, total[idx], total_sq[idx], n_cand[idx], users[idx])
+            hit[idx] = self._decide(h, total=total[idx], total_sq=total_sq[idx], n_cand=n_cand[idx], users=users[idx])
             unique[idx] = u
         first_cost = np.where(np.arange(m)[None, :] < start[:, None], support, 0).sum(axis=1)
         for group in (~counted & (start == 1), start > 1):  # one first slot (no duplicates) / several
             idx = np.flatnonzero(group)
             for part in chunks(first_cost[idx], self.pair_budget):
                 batch = idx[part]
-                h, u, sq = self._prune_batch(rel, users[batch], aux[batch], pcode[batch], weight[batch],
-                                             n_rare[batch], start[batch], remaining[batch], full[batch])
+                h, u, sq = self._prune_batch(rel, users[batch], aux[batch], pcode=pcode[batch], weight=weight[batch],
+                                             n_rare=n_rare[batch], start=start[batch], remaining=remaining[batch],
+                                             full=full[batch])
                 total_sq[batch] += sq
-                hit[batch] = self._decide(*h, total[batch], total_sq[batch], n_cand[batch], users[batch])
+                hit[batch] = self._decide(h, total=total[batch], total_sq=total_sq[batch], n_cand=n_cand[batch],
+                                          users=users[batch])
                 unique[batch] = u
         return hit, unique
 
     def _prune_batch(
-        self, rel: _Release, users: NDArray[np.int64], aux: NDArray[np.int64], pcode: NDArray[np.int64],
+        self, rel: _Release, users: NDArray[np.int64], aux: NDArray[np.int64], *, pcode: NDArray[np.int64],
         weight: NDArray[np.float64], n_rare: NDArray[np.int64], start: NDArray[np.int64],
         remaining: NDArray[np.float64], full: NDArray[np.float64],
     ) -> tuple[tuple[NDArray, NDArray, NDArray], NDArray[np.bool_], NDArray[np.float64]]:
@@ -353,7 +358,10 @@ class ReIdentification:
                 s[sel] += weight[r, j] * rel.bit(cand[sel], pcode[r, j])
         # sum of squares over profiles holding a rare item: s^2 minus the popular-only part already counted
         rare = np.repeat(n_rare > 0, counts)
-        rare_sq = np.bincount(row[rare], weights=s[rare] ** 2 - (s[rare] - part[rare]) ** 2, minlength=nb)
+        # numpy's stubs type bincount as intp whatever the weights; with float weights it returns float64
+        rare_sq: NDArray[np.float64] = np.bincount(  # type: ignore[assignment]
+            row[rare], weights=s[rare] ** 2 - (s[rare] - part[rare]) ** 2, minlength=nb
+        )
         is_full = s >= np.repeat(full, counts) - _FULL_TOL
         n_full = np.bincount(row, weights=is_full, minlength=nb)
         self_full = np.bincount(row, weights=is_full & (cand == np.repeat(users, counts)), minlength=nb) > 0
@@ -389,7 +397,7 @@ class ReIdentification:
                         s[sel] += (np.repeat(weight[owners, j], kept)[sel]
                                    * rel.bit(cand[sel], np.repeat(pcode[owners, j], kept)[sel]))
                 top = group_top2(np.concatenate([[0], np.cumsum(kept)]), cand, s)
-                best[owners], arg[owners], second[owners] = merge_top2(best[owners], arg[owners], second[owners], *top)
+                best[owners], arg[owners], second[owners] = merge_top2((best[owners], arg[owners], second[owners]), top)
             cur[idx] += 1
             open_[idx] = np.maximum(second[idx], 0.0) < remaining[idx, cur[idx]]
         return (best, arg, second), (n_full == 1) & self_full, rare_sq
@@ -463,10 +471,12 @@ class _Release:
         return (self.bitmap[code * self.ubytes + (users >> 3)] >> (users & 7)).astype(np.int64) & 1
 
     def _timeline(self, released: Dataset, days: float) -> None:
-        order = np.lexsort((released.timestamp, released.item_idx))
+        timestamp = released.timestamp
+        assert timestamp is not None  # ReIdentification.run raised already when days is set without timestamps
+        order = np.lexsort((timestamp, released.item_idx))
         self.rec_user = released.user_idx[order].astype(np.int64)
         self.rec_item = released.item_idx[order].astype(np.int64)
-        self.rec_time = released.timestamp[order]
+        self.rec_time = timestamp[order]
         self.window = int(np.floor(days * 86_400.0)) if np.isfinite(days * 86_400.0) else np.iinfo(np.int64).max
 
     def windows(self, aux: NDArray[np.int64], when: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
@@ -486,11 +496,13 @@ class _Release:
 
 def _earliest(original: Dataset, binary: sp.csr_matrix) -> NDArray[np.int64]:
     """Earliest original timestamp of every stored (user, item) pair, aligned with ``binary``'s entries."""
+    timestamp = original.timestamp
+    assert timestamp is not None  # ReIdentification.run raised already when days is set without timestamps
     keys = original.user_idx.astype(np.int64) * original.n_items + original.item_idx
-    order = np.lexsort((original.timestamp, keys))
+    order = np.lexsort((timestamp, keys))
     sorted_keys = keys[order]
     first = np.r_[True, sorted_keys[1:] != sorted_keys[:-1]] if len(keys) else np.zeros(0, dtype=bool)
-    out = original.timestamp[order][first]
+    out = timestamp[order][first]
     assert len(out) == binary.nnz  # one per stored pair, in the same (user, item) order
     return out
 

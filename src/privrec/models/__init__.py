@@ -14,7 +14,7 @@ from privrec.models.factorization import FactorizationModel
 from privrec.models.implicit_models import ALS, BPR, LMF, ImplicitRecommender, ItemKNN
 from privrec.models.popularity import Popularity
 
-__all__ = [  # noqa: RUF022 - plain sorted(), as tests/models/test_models_package.py checks
+__all__ = [  # plain sorted(), as tests/models/test_models_package.py checks
     "ALS",
     "BPR",
     "DemographicPopularity",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from numbers import Integral, Real
+from typing import Protocol
 
 import numpy as np
 import scipy.sparse as sp
@@ -127,13 +128,20 @@ def check_n(owner: str, n: object) -> int:
     return int(n)
 
 
-def checked_users(model: object, method: str, users: object) -> NDArray[np.int64]:
+class _HasUsers(Protocol):
+    """What the argument checks read from a model (``n_users_`` exists once it is fitted)."""
+
+    @property
+    def n_users_(self) -> int: ...
+
+
+def checked_users(model: _HasUsers, method: str, users: object) -> NDArray[np.int64]:
     """What ``model.<method>(users, ...)`` starts with: the model is fitted and ``users`` are valid indices."""
     check_fitted(model, method)
     return check_users(f"{type(model).__name__}.{method}", users, model.n_users_)
 
 
-def recommend_args(model: object, users: object, n: object) -> tuple[NDArray[np.int64], int]:
+def recommend_args(model: _HasUsers, users: object, n: object) -> tuple[NDArray[np.int64], int]:
     """The checks every ``recommend`` starts with: fitted, valid user indices, ``n >= 1``."""
     return checked_users(model, "recommend", users), check_n(f"{type(model).__name__}.recommend", n)
 

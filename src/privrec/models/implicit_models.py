@@ -61,7 +61,7 @@ from privrec.models.base import Recommender
 from privrec.models.factorization import FactorizationModel
 from privrec.random import int_seed
 
-__all__ = ["ALS", "BPR", "ImplicitRecommender", "ItemKNN", "LMF"]  # noqa: RUF022 - plain sorted()
+__all__ = ["ALS", "BPR", "ImplicitRecommender", "ItemKNN", "LMF"]
 
 
 class ImplicitRecommender(RoutedModel):
@@ -89,10 +89,6 @@ class ImplicitRecommender(RoutedModel):
     def _fit_model(self, model: Any, user_items: sp.csr_matrix) -> None:
         model.fit(user_items, show_progress=False)
 
-    def _learned_state(self, model: Any) -> dict[str, Any]:
-        """Extra learned attributes derived from the fitted implicit model."""
-        return {}
-
     def _check_common(self) -> None:
         check_int("num_threads", self.num_threads, minimum=0)
         check_fallback(self.fallback)
@@ -108,10 +104,7 @@ class ImplicitRecommender(RoutedModel):
         return model
 
     def _fit_known(self, user_items: sp.csr_matrix, *, rng: np.random.Generator) -> None:
-        model = self._fit_implicit(user_items, rng)
-        for key, value in self._learned_state(model).items():
-            setattr(self, key, value)
-        self.model_ = model
+        self.model_ = self._fit_implicit(user_items, rng)
 
     # ------------------------------------------------------------------ serving
     def _recommend_known(
@@ -298,8 +291,9 @@ class ItemKNN(ImplicitRecommender):
             warnings.simplefilter("ignore", implicit.utils.ParameterWarning)
             model.fit(user_items, show_progress=False)
 
-    def _learned_state(self, model: Any) -> dict[str, Any]:
-        return {"similarity_": model.similarity.astype(np.float32)}  # the precision implicit's scorer uses
+    def _fit_known(self, user_items: sp.csr_matrix, *, rng: np.random.Generator) -> None:
+        super()._fit_known(user_items, rng=rng)
+        self.similarity_ = self.model_.similarity.astype(np.float32)  # the precision implicit's scorer uses
 
     def _known_scores(self, users: NDArray[np.int64]) -> NDArray[np.float32]:
         return np.asarray((self.user_items_[users] @ self.similarity_).toarray(), dtype=np.float32)

@@ -132,7 +132,7 @@ class AttackConformance:
             assert before["attrs"].equals(after["attrs"]), f"{name}.user_attributes were modified"
         if withheld is not None:
             np.testing.assert_array_equal(target.withheld, withheld)
-        for old, new in zip(model, _model_state(target.model)):
+        for old, new in zip(model, _model_state(target.model), strict=True):
             np.testing.assert_array_equal(old, new, err_msg="the model was modified")
 
     def test_same_seed_same_result(self):
@@ -166,7 +166,7 @@ class AttackConformance:
         from privrec.models import Popularity
 
         target = self.make_target(model=Popularity())
-        assert target.model.user_embeddings() is None
+        assert target.model is not None and target.model.user_embeddings() is None
         result = self._run(target)
         self._check_reasons(result, self.embedding_metrics)
 
@@ -180,9 +180,9 @@ class AttackConformance:
     def test_arguments_checked_at_the_edge(self):
         attack, target = self.make_attack(), self.make_target()
         with pytest.raises(ConfigError):
-            attack.run(target, rng=0)
+            attack.run(target, rng=0)  # type: ignore[arg-type]  # the wrong type under test
         with pytest.raises(DataValidationError):
-            attack.run(None, rng=np.random.default_rng(0))
+            attack.run(None, rng=np.random.default_rng(0))  # type: ignore[arg-type]  # the wrong type under test
 
     def test_pickles(self):
         attack = self.make_attack()

@@ -114,9 +114,12 @@ class MlflowStore:
             for path, text in sorted(record.artifacts.items()):
                 client.log_text(run_id, text, path)
         except BaseException:
-            with contextlib.suppress(Exception):  # the store may be what failed: best effort, then the real error
+            # Recorded complete or not at all: the partial run is closed and deleted (best effort - the store may be
+            # what failed; then the next command's repair marks it FAILED). The caller keeps the whole record.
+            with contextlib.suppress(Exception):
                 client.log_batch(run_id, tags=[RunTag("error", "recording failed before the run was complete")])
                 client.set_terminated(run_id, "FAILED")
+                client.delete_run(run_id)
             raise
         client.set_terminated(run_id, record.status, end_time=record.end_time)
         return run_id
