@@ -16,6 +16,7 @@ from numpy.typing import NDArray
 from privrec.data.dataset import Dataset
 from privrec.errors import ConfigError, DataValidationError, NotFittedError
 from privrec.models.base import Recommender
+from privrec.privacy.base import PrivacyReport
 
 #: implicit marks filtered-out and padding slots with this score (``-np.finfo(np.float32).max``).
 IMPLICIT_NEG = np.float32(-np.finfo(np.float32).max)
@@ -245,3 +246,21 @@ def normalize_lists(
     out_scores[:, :k] = scores[:, :k]
     return out_ids, out_scores
 
+
+
+class Unpersonalized:
+    """The optional contract members of a model that learns no user representation and draws nothing at
+    random (popularity models): deterministic, no user embeddings, not a privacy mechanism."""
+
+    @property
+    def deterministic(self) -> bool:
+        """Always true: nothing is random."""
+        return True
+
+    def user_embeddings(self, users: NDArray | None = None) -> NDArray[np.float32] | None:
+        """``None``: no user representation is learned."""
+        return None
+
+    def privacy_report(self) -> PrivacyReport | None:
+        """``None``: not a privacy mechanism."""
+        return None

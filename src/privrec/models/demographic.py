@@ -14,6 +14,7 @@ from numpy.typing import NDArray
 from privrec.data.dataset import Dataset
 from privrec.errors import ConfigError, DataWarning
 from privrec.models._common import (
+    Unpersonalized,
     check_int,
     check_rng,
     check_train,
@@ -25,13 +26,13 @@ from privrec.models._common import (
 from privrec.models.base import Recommendations
 
 if TYPE_CHECKING:
-    from privrec.privacy.base import PrivacyReport
+    pass
 
 __all__ = ["DemographicPopularity"]
 
 
 @dataclass(kw_only=True, eq=False)
-class DemographicPopularity:
+class DemographicPopularity(Unpersonalized):
     """Recommend the items most popular among the training users who share the user's demographic cell.
 
     A *cell* is the tuple of a user's values of ``attributes`` (default: the schema's quasi-identifiers that
@@ -173,20 +174,6 @@ class DemographicPopularity:
         """Cell popularity (+ global tie-break) per item, or global popularity for backed-off users."""
         users = checked_users(self, "score", users)
         return self._block(users)[1]
-
-    # -------------------------------------------------------------- optional contract members
-    @property
-    def deterministic(self) -> bool:
-        """Always true: nothing is random."""
-        return True
-
-    def user_embeddings(self, users: NDArray | None = None) -> NDArray[np.float32] | None:
-        """``None``: demographic popularity learns no user representation."""
-        return None
-
-    def privacy_report(self) -> PrivacyReport | None:
-        """``None``: not a privacy mechanism."""
-        return None
 
 
 def _cells(attrs: pd.DataFrame, names: tuple[str, ...]) -> NDArray[np.int64]:

@@ -10,17 +10,25 @@ import scipy.sparse as sp
 from numpy.typing import NDArray
 
 from privrec.data.dataset import Dataset
-from privrec.models._common import check_rng, check_train, checked_users, empty_lists, recommend_args, top_k_rows
+from privrec.models._common import (
+    Unpersonalized,
+    check_rng,
+    check_train,
+    checked_users,
+    empty_lists,
+    recommend_args,
+    top_k_rows,
+)
 from privrec.models.base import Recommendations
 
 if TYPE_CHECKING:
-    from privrec.privacy.base import PrivacyReport
+    pass
 
 __all__ = ["Popularity"]
 
 
 @dataclass(kw_only=True, eq=False)
-class Popularity:
+class Popularity(Unpersonalized):
     """Recommend the items the most training users have, best first.
 
     An item's score is the number of distinct training users with at least one row for it (weights are
@@ -79,17 +87,3 @@ class Popularity:
         """The item counts, one identical row per user (seen items not masked)."""
         users = checked_users(self, "score", users)
         return np.tile(self.item_counts_.astype(np.float32), (len(users), 1))
-
-    # -------------------------------------------------------------- optional contract members
-    @property
-    def deterministic(self) -> bool:
-        """Always true: nothing is random."""
-        return True
-
-    def user_embeddings(self, users: NDArray | None = None) -> NDArray[np.float32] | None:
-        """``None``: popularity learns no user representation."""
-        return None
-
-    def privacy_report(self) -> PrivacyReport | None:
-        """``None``: not a privacy mechanism."""
-        return None
