@@ -89,3 +89,62 @@ def test_failed_record_carries_config_and_one_line_error(tmp_path):
     assert record.status == "FAILED" and "\n" not in record.tags["error"]
     assert record.params["privacy.rate"] == "0.25" and ".hydra/config.yaml" in record.artifacts
     assert record.tags["privrec.config_sha256"] == experiment.config_sha256(cfg) and not record.metrics
+
+
+@pytest.mark.slow
+def test_zip_code_segments_publish_no_zip_code(shared_data_dir):
+    import io
+
+    import pandas as pd
+
+    from privrec.errors import DataWarning
+
+    zips = set(pd.read_csv(shared_data_dir / "ml-100k" / "u.user", sep="|", header=None, dtype=str)[4])
+    with pytest.warns(DataWarning, match=r"^\d+ segments with fewer than 20 evaluated users") as caught:
+        record = experiment.run(_cfg(shared_data_dir, evaluation={"cutoffs": [10], "segment_by": ["zip_code",
+                                                                                                  "gender"]}))
+    levels = {part for key in record.metrics for part in key.split("/")}
+    assert not levels & zips  # no zip code in any metric name
+    table = pd.read_csv(io.StringIO(record.artifacts["segment_metrics.csv"]), dtype={"segment": str})
+    assert not {s.split("=", 1)[-1] for s in table["segment"]} & zips
+    assert not any(z in str(w.message) for w in caught for z in zips)  # the warning counts, never names
+    m = record.metrics
+    assert m["eval/zip_code/other/n_users"] == m["eval/n_users"] == 943  # no zip code has 20 users
+    assert "eval/gender/F/ndcg_at_10" in m and "eval/opted_out/ndcg_at_10" in m  # large segments unchanged
+
+
+@pytest.mark.slow
+def test_data_tags_are_raw_then_preprocessed_digests(shared_data_dir):
+    import hashlib
+    import json
+
+    record = experiment.run(_cfg(shared_data_dir, evaluation={"cutoffs": [10], "segment_by": []}))
+    root = shared_data_dir / "ml-100k"
+    files = {f"ml-100k/{n}": hashlib.sha256((root / n).read_bytes()).hexdigest() for n in ("u.data", "u.user")}
+    assert json.loads(record.tags["data.sources_sha256"]) == files
+    manifest = "".join(f"{digest}  {name}\n" for name, digest in files.items())  # `sha256sum ... | sha256sum`
+    assert record.tags["data.sha256"] == hashlib.sha256(manifest.encode()).hexdigest()
+    cfg = _cfg(shared_data_dir)
+    data, _ = experiment.load_data(cfg["dataset"], cfg["preprocess"], shared_data_dir)
+    assert record.tags["data.preprocessed_sha256"] == data.checksum() != record.tags["data.sha256"]
+
+
+def test_min_segment_users_is_read_from_the_evaluation_block(tmp_path):
+    from privrec.data import Synthetic
+
+    cfg = _cfg(tmp_path, dataset={"_target_": "privrec.data.loaders.Synthetic", "n_users": 60, "n_items": 40,
+                                  "n_interactions": 900},
+               model={"_target_": "privrec.models.Popularity"},
+               evaluation={"cutoffs": [5], "segment_by": ["gender"], "min_segment_users": 0})
+    everything = experiment.run(cfg).metrics
+    n_female = int((Synthetic(n_users=60, n_items=40, n_interactions=900).load().user_attributes["gender"]
+                    == "F").sum())
+    assert 0 < everything["eval/gender/F/n_users"] <= n_female
+    cfg["evaluation"]["min_segment_users"] = 61  # more than there are users: only the overall metrics remain
+    with pytest.warns(UserWarning, match="segments with fewer than 61"):
+        strict = experiment.run(cfg).metrics
+    assert not any(k.startswith(("eval/gender/", "eval/consented/", "eval/opted_out/")) for k in strict)
+    assert strict["eval/ndcg_at_5"] == everything["eval/ndcg_at_5"]
+    cfg["evaluation"]["min_segment_users"] = -1
+    with pytest.raises(ConfigError, match=r"evaluation\.min_segment_users must be a non-negative integer; got -1"):
+        experiment.run(cfg)

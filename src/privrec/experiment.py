@@ -28,12 +28,13 @@ import numpy as np
 
 from privrec.config import accepts, build, flatten
 from privrec.data.dataset import Dataset
+from privrec.data.digest import LoadResult, Source
 from privrec.errors import ConfigError, PrivRecError
 from privrec.random import streams
 from privrec.tracking.record import RunRecord, now_ms
 
-__all__ = ["STAGES", "Plan", "config_sha256", "default_run_name", "failed_record", "is_secret", "load_data",
-           "plan", "run", "segments_for"]
+__all__ = ["STAGES", "LoadedData", "Plan", "config_sha256", "default_run_name", "failed_record", "is_secret",
+           "load_data", "load_inputs", "plan", "run", "segments_for"]
 
 STAGES = ("load", "split", "privacy", "fit", "evaluate", "attack", "record")
 _LIBRARIES = ("implicit", "numpy", "scipy", "pandas", "mlflow", "hydra-core", "threadpoolctl")
@@ -41,36 +42,83 @@ _LIBRARIES = ("implicit", "numpy", "scipy", "pandas", "mlflow", "hydra-core", "t
 HARNESS_KEYS = ("tracking", "progress", "parallel_attacks", "resume", "data_dir", "run_name")
 
 
-_DATA_CACHE: dict[tuple[str, str, str], tuple[Dataset, dict[str, float]]] = {}
+@dataclass(frozen=True, eq=False)
+class LoadedData:
+    """A loaded, preprocessed dataset with the digests a run records.
+
+    ``sha256`` (tag ``data.sha256``): the raw inputs as read from disk (:mod:`privrec.data.digest`);
+    ``preprocessed_sha256`` (tag ``data.preprocessed_sha256``): :meth:`Dataset.checksum` of ``data``, after
+    preprocessing; ``sources``: each input's label and SHA-256 (tag ``data.sources_sha256``)."""
+
+    data: Dataset
+    stats: Mapping[str, float]
+    sha256: str
+    preprocessed_sha256: str
+    sources: tuple[Source, ...]
+
+
+_DATA_CACHE: dict[tuple, LoadedData] = {}
+
+
+def load_inputs(dataset_cfg: Mapping, preprocess_cfg: Mapping | None, data_dir: str | os.PathLike) -> LoadedData:
+    """Load and preprocess a dataset, hashing its raw inputs once as they are read.
+
+    Cached per process (datasets are immutable), so sweeps load once. The key holds the dataset and preprocess
+    configs, the resolved ``data_dir`` and each input file's inode, size and modification/change times: a file
+    edited in place is read (and hashed) again. A loader without ``read`` is hashed by what it returned."""
+    loader = build(dataset_cfg, name="dataset")
+    files = loader.input_files(data_dir) if hasattr(loader, "input_files") else ()
+    key = (repr(dict(dataset_cfg)), repr(dict(preprocess_cfg or {})), str(Path(data_dir).resolve()),
+           tuple(_file_state(Path(f)) for f in files))
+    if key not in _DATA_CACHE:
+        if hasattr(loader, "read"):
+            result = loader.read(data_dir)
+        else:
+            raw = loader.load(data_dir)
+            result = LoadResult(data=raw, sources=(Source("dataset", raw.checksum()),))
+        data, stats = result.data, {}
+        if preprocess_cfg:
+            data, stats = build(preprocess_cfg, name="preprocess").apply(data)
+        _DATA_CACHE.clear()  # keep one dataset in memory at a time
+        _DATA_CACHE[key] = LoadedData(data=data, stats=stats, sha256=result.sha256,
+                                      preprocessed_sha256=data.checksum(), sources=result.sources)
+    return _DATA_CACHE[key]
+
+
+def _file_state(path: Path) -> tuple:
+    try:
+        st = path.stat()
+    except OSError:
+        return (str(path),)
+    return (str(path.resolve()), st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 def load_data(
     dataset_cfg: Mapping, preprocess_cfg: Mapping | None, data_dir: str | os.PathLike
 ) -> tuple[Dataset, dict]:
-    """Load and preprocess a dataset; cached per process (datasets are immutable), so sweeps load once."""
-    key = (repr(dict(dataset_cfg)), repr(dict(preprocess_cfg or {})), str(Path(data_dir).resolve()))
-    if key not in _DATA_CACHE:
-        loader = build(dataset_cfg, name="dataset")
-        data = loader.load(data_dir)
-        stats: dict[str, float] = {}
-        if preprocess_cfg:
-            data, stats = build(preprocess_cfg, name="preprocess").apply(data)
-        _DATA_CACHE.clear()  # keep one dataset in memory at a time
-        _DATA_CACHE[key] = (data, stats)
-    return _DATA_CACHE[key]
+    """The dataset and preprocessing stats of :func:`load_inputs` (same cache)."""
+    loaded = load_inputs(dataset_cfg, preprocess_cfg, data_dir)
+    return loaded.data, dict(loaded.stats)
 
 
-def segments_for(train: Dataset, withheld: np.ndarray | None, attributes: list[str]) -> dict[str, np.ndarray]:
-    """Consent segments over user indices, plus one segment per value of each attribute."""
-    from privrec.evaluation import attribute_segments
+def segments_for(train: Dataset, withheld: np.ndarray | None, attributes: list[str], *,
+                 evaluated: np.ndarray | None = None, min_users: int | None = None) -> dict[str, np.ndarray]:
+    """The segments a run publishes: consent groups over user indices and one segment per attribute value,
+    none with fewer than ``min_users`` ``evaluated`` users (:func:`privrec.evaluation.published_segments`:
+    small values merged into ``<attr>=other``, small consent groups dropped, one DataWarning with counts).
 
-    had_data = train.user_counts > 0
-    out = {}
+    ``evaluated``: the users with test data (default: all); ``min_users``: ``evaluation.min_segment_users``
+    (default :data:`privrec.evaluation.MIN_SEGMENT_USERS`, 20)."""
+    from privrec.evaluation import MIN_SEGMENT_USERS, published_segments
+
+    # counts, not Dataset.user_counts: filling that cached property races with the attack process pickling train
+    had_data = np.bincount(train.user_idx, minlength=train.n_users) > 0
+    consent = {}
     if withheld is not None:
-        out["consented"] = had_data & ~withheld
-        out["opted_out"] = withheld.copy()
-    out.update(attribute_segments(train, attributes))
-    return out
+        consent["consented"] = had_data & ~withheld
+        consent["opted_out"] = withheld.copy()
+    return published_segments(train, attributes, groups=consent, counted=evaluated,
+                              min_users=MIN_SEGMENT_USERS if min_users is None else min_users)
 
 
 @dataclass(frozen=True)
@@ -100,6 +148,10 @@ def plan(cfg: Mapping[str, Any] | Plan) -> Plan:
                           f"{eval_cfg.get('cutoffs')!r}.") from None
     if not cutoffs or min(cutoffs) < 1:
         raise ConfigError(f"evaluation.cutoffs must be positive integers; got {list(cutoffs)}.")
+    from privrec.evaluation import check_min_segment_users
+
+    if "min_segment_users" in eval_cfg:
+        check_min_segment_users(eval_cfg["min_segment_users"])
     return Plan(cfg=cfg, splitter=build(cfg["split"], name="split"), transform=build(cfg["privacy"], name="privacy"),
                 model=build_model(cfg), attacks=build(cfg.get("attack") or {}, name="attack"), cutoffs=cutoffs,
                 segment_by=tuple(eval_cfg.get("segment_by") or ()), batch_size=int(eval_cfg.get("batch_size", 2048)))
@@ -127,8 +179,8 @@ def run(
 
     t = time.perf_counter()
     stage("load")
-    data, pre_stats = load_data(cfg["dataset"], cfg.get("preprocess"), cfg.get("data_dir", "data"))
-    data_sha = data.checksum()
+    loaded = load_inputs(cfg["dataset"], cfg.get("preprocess"), cfg.get("data_dir", "data"))
+    data, pre_stats = loaded.data, loaded.stats
     timings["load"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -154,7 +206,10 @@ def run(
     stage("evaluate")
     from privrec.evaluation import evaluate
 
-    segments = segments_for(split.train, treated.withheld, list(p.segment_by))
+    # bincount, not the cached Dataset.user_counts: filling it would race with the attack process pickling split
+    evaluated = np.bincount(split.test.user_idx, minlength=split.test.n_users) > 0
+    segments = segments_for(split.train, treated.withheld, list(p.segment_by), evaluated=evaluated,
+                            min_users=(cfg.get("evaluation") or {}).get("min_segment_users"))
     true_popularity = (split.train.to_csr(binary=True).sum(axis=0).A1 / max(1, split.train.n_users))
     evaluation = evaluate(model, treated.data, split.test, cutoffs=p.cutoffs, segments=segments,
                           item_popularity=true_popularity, batch_size=p.batch_size)
@@ -181,7 +236,9 @@ def run(
     metrics["data/released_interactions"] = float(treated.data.n_interactions)
     metrics["model/fallback_users"] = float(getattr(model, "n_fallback_users_", 0))
     metrics.update({f"time/{k}_s": v for k, v in timings.items()})
-    tags = {**_base_tags(cfg), "data.sha256": data_sha, "data.name": data.name,
+    tags = {**_base_tags(cfg), "data.sha256": loaded.sha256, "data.preprocessed_sha256": loaded.preprocessed_sha256,
+            "data.sources_sha256": json.dumps({s.label: s.sha256 for s in loaded.sources}, separators=(",", ":")),
+            "data.name": data.name,
             "privacy.transform": treated.report.transform,
             **{f"attack.missing.{k}": v for k, v in attack_missing.items()}}
     artifacts = {**_config_artifacts(cfg, hydra_files),

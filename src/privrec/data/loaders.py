@@ -8,13 +8,20 @@ when the object is built (:class:`~privrec.errors.ConfigError`); files are valid
 Every loader returns ``weight`` as the raw rating or count (float32) and ``timestamp`` as int64 seconds when
 the source has one. Vocabularies are ordered by external id; users that appear only in the attribute file
 are kept as empty rows. Everything is vectorised with numpy/pandas.
+
+``read(data_dir) -> LoadResult`` also returns the SHA-256 of every input as it was parsed (the run's
+``data.sha256``; :mod:`privrec.data.digest`), ``load(data_dir)`` only the dataset, and ``input_files(data_dir)``
+the files ``read`` opens (a process-level cache keys on their size and modification time).
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
+import json
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from itertools import pairwise
 from pathlib import Path
 
@@ -33,6 +40,7 @@ from privrec.data._checks import (
     check_str,
 )
 from privrec.data.dataset import Dataset, Schema, Vocabulary
+from privrec.data.digest import LoadResult, Source, _HashingReader
 from privrec.data.fetch import fetch_movielens_100k
 from privrec.errors import ConfigError, DataValidationError
 
@@ -91,17 +99,25 @@ class MovieLens100K:
     """
 
     def load(self, data_dir: str | os.PathLike) -> Dataset:
+        return self.read(data_dir).data
+
+    def input_files(self, data_dir: str | os.PathLike) -> tuple[Path, ...]:
+        return (Path(data_dir) / "ml-100k" / "u.data", Path(data_dir) / "ml-100k" / "u.user")
+
+    def read(self, data_dir: str | os.PathLike) -> LoadResult:
+        """The dataset and the digests of ``ml-100k/u.data`` and ``ml-100k/u.user`` (fetched when missing)."""
         root = Path(data_dir) / "ml-100k"
         if not ((root / "u.data").is_file() and (root / "u.user").is_file()):
             fetch_movielens_100k(data_dir)
+        sources: list[Source] = []
         ratings = _read_table(
             root / "u.data", what="ml-100k/u.data", sep="\t", header=False,
-            names=["user_id", "item_id", "rating", "timestamp"],
+            names=["user_id", "item_id", "rating", "timestamp"], sources=sources,
         )  # fmt: skip
         users = _read_table(
             root / "u.user", what="ml-100k/u.user", sep="|", header=False,
             names=["user_id", "age", "gender", "occupation", "zip_code"],
-            dtype={"gender": str, "occupation": str, "zip_code": str}, strict_na=True,
+            dtype={"gender": str, "occupation": str, "zip_code": str}, strict_na=True, sources=sources,
         )  # fmt: skip
         attrs = pd.DataFrame(
             {
@@ -112,7 +128,8 @@ class MovieLens100K:
             }
         )
         attrs["age_band"] = age_band(attrs["age"]).to_numpy(dtype=object)
-        return _movielens_dataset(ratings, users["user_id"], attrs, name="ml-100k", what="ml-100k")
+        data = _movielens_dataset(ratings, users["user_id"], attrs, name="ml-100k", what="ml-100k")
+        return LoadResult(data=data, sources=tuple(sources))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -125,6 +142,13 @@ class MovieLens1M:
     """
 
     def load(self, data_dir: str | os.PathLike) -> Dataset:
+        return self.read(data_dir).data
+
+    def input_files(self, data_dir: str | os.PathLike) -> tuple[Path, ...]:
+        return (Path(data_dir) / "ml-1m" / "ratings.dat", Path(data_dir) / "ml-1m" / "users.dat")
+
+    def read(self, data_dir: str | os.PathLike) -> LoadResult:
+        """The dataset and the digests of ``ml-1m/ratings.dat`` and ``ml-1m/users.dat``."""
         root = Path(data_dir) / "ml-1m"
         missing = [n for n in ("ratings.dat", "users.dat") if not (root / n).is_file()]
         if missing:
@@ -133,12 +157,13 @@ class MovieLens1M:
                 "Download ml-1m.zip from https://grouplens.org/datasets/movielens/1m/ "
                 f"and unzip it into {Path(data_dir)}."
             )
+        sources: list[Source] = []
         ratings = _read_double_colon(
-            root / "ratings.dat", "ml-1m/ratings.dat", ["user_id", "item_id", "rating", "timestamp"]
+            root / "ratings.dat", "ml-1m/ratings.dat", ["user_id", "item_id", "rating", "timestamp"], sources=sources
         )
         users = _read_double_colon(
             root / "users.dat", "ml-1m/users.dat", ["user_id", "gender", "age", "occupation", "zip_code"],
-            text=("gender", "zip_code"),
+            text=("gender", "zip_code"), sources=sources,
         )  # fmt: skip
         age = _whole(users["age"], "ml-1m/users.dat age")
         bad_age = ~np.isin(age, _ML1M_AGE_CODES)
@@ -163,15 +188,19 @@ class MovieLens1M:
             }
         )
         attrs["age_band"] = age_band(age).to_numpy(dtype=object)
-        return _movielens_dataset(ratings, users["user_id"], attrs, name="ml-1m", what="ml-1m")
+        data = _movielens_dataset(ratings, users["user_id"], attrs, name="ml-1m", what="ml-1m")
+        return LoadResult(data=data, sources=tuple(sources))
 
 
-def _read_double_colon(path: Path, what: str, names: list[str], text: tuple[str, ...] = ()) -> pd.DataFrame:
+def _read_double_colon(
+    path: Path, what: str, names: list[str], text: tuple[str, ...] = (), *, sources: list[Source] | None = None
+) -> pd.DataFrame:
     """Read a ``::``-separated file with the fast C parser: split on ``:`` and check every other field is empty."""
     n = len(names)
     frame = _read_table(
-        path, what=what, sep=":", header=False, dtype={2 * names.index(t): str for t in text}, strict_na=True
-    )
+        path, what=what, sep=":", header=False, dtype={2 * names.index(t): str for t in text}, strict_na=True,
+        sources=sources,
+    )  # fmt: skip
     odd = list(range(1, 2 * n - 1, 2))
     if frame.shape[1] != 2 * n - 1 or not frame[odd].isna().all().all():
         raise DataValidationError(
@@ -271,13 +300,24 @@ class Delimited:
             )
 
     def load(self, data_dir: str | os.PathLike) -> Dataset:
+        return self.read(data_dir).data
+
+    def input_files(self, data_dir: str | os.PathLike) -> tuple[Path, ...]:
+        paths = (self.path,) if self.user_attributes_path is None else (self.path, self.user_attributes_path)
+        return tuple(_resolve(data_dir, p) for p in paths)
+
+    def read(self, data_dir: str | os.PathLike) -> LoadResult:
+        """The dataset and the digests of ``interactions`` (``path``) and ``user_attributes`` (when set)."""
         path = _resolve(data_dir, self.path)
         cols = {"user_col": self.user_col, "item_col": self.item_col}
         if self.rating_col is not None:
             cols["rating_col"] = self.rating_col
         if self.timestamp_col is not None:
             cols["timestamp_col"] = self.timestamp_col
-        log = _read_columns(path, sep=self.sep, header=self.header, columns=cols, what="dataset.path")
+        sources: list[Source] = []
+        log = _read_columns(
+            path, sep=self.sep, header=self.header, columns=cols, what="dataset.path", sources=sources
+        )
         n = len(log)
         if n == 0:
             raise DataValidationError(f"dataset.path must hold at least one interaction; got 0 rows in {path.name}.")
@@ -299,7 +339,7 @@ class Delimited:
         attrs: pd.DataFrame | None = None
         attr_ids: pd.Series | None = None
         if self.user_attributes_path is not None:
-            attrs, attr_ids = self._read_attributes(_resolve(data_dir, self.user_attributes_path))
+            attrs, attr_ids = self._read_attributes(_resolve(data_dir, self.user_attributes_path), sources)
 
         id_columns = [log["user_col"]] if attr_ids is None else [log["user_col"], attr_ids]
         users, (user_idx, *attr_rows) = _encode_ids(id_columns)
@@ -309,7 +349,7 @@ class Delimited:
             if attrs is None
             else _align_rows(attrs, attr_rows[0], len(users), "dataset.user_attributes_path")
         )
-        return Dataset(
+        data = Dataset(
             users=users,
             items=items,
             user_idx=user_idx.astype(np.int32),
@@ -325,11 +365,12 @@ class Delimited:
             ),
             name=self.name,
         )
+        return LoadResult(data=data, sources=tuple(sources))
 
-    def _read_attributes(self, path: Path) -> tuple[pd.DataFrame, pd.Series]:
+    def _read_attributes(self, path: Path, sources: list[Source]) -> tuple[pd.DataFrame, pd.Series]:
         table = _read_table(
             path, what="dataset.user_attributes_path", sep=self.user_attributes_sep,
-            header=self.user_attributes_header, dtype=str,
+            header=self.user_attributes_header, dtype=str, sources=sources, label="user_attributes",
         )  # fmt: skip
         if not self.user_attributes_header:
             table.columns = [str(c) for c in table.columns]
@@ -451,6 +492,21 @@ class Synthetic:
     def load(self, data_dir: str | os.PathLike | None = None) -> Dataset:
         """Generate the dataset (``data_dir`` is ignored: nothing is read)."""
         return _generate(self)
+
+    def input_files(self, data_dir: str | os.PathLike | None = None) -> tuple[Path, ...]:
+        return ()
+
+    def read(self, data_dir: str | os.PathLike | None = None) -> LoadResult:
+        """The generated dataset; its sources are the digests of the parameters and of the output."""
+        data = _generate(self)
+        params = json.dumps({"_target_": f"{__name__}.Synthetic", **asdict(self)}, sort_keys=True,
+                            separators=(",", ":"))
+        return LoadResult(data=data, sources=(Source("synthetic/parameters", _sha256_text(params)),
+                                              Source("synthetic/output", data.checksum())))
+
+
+def _sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _max_items_per_user(n_items: int) -> int:
@@ -703,20 +759,31 @@ def _read_table(
     dtype: object = None,
     strict_na: bool = False,
     nrows: int | None = None,
+    sources: list[Source] | None = None,
+    label: str | None = None,
 ) -> pd.DataFrame:
     """``pd.read_csv`` with errors turned into one-line :class:`DataValidationError` messages (no values).
 
     ``strict_na``: only empty fields are missing (MovieLens: occupation ``none`` and zip codes stay strings).
+    ``sources``: append ``Source(label, sha256 of the file)`` (label default: ``what``), the digest of the
+    bytes the parser read, hashed as they stream by, and of any it left unread after them. Compressed files
+    (``.gz``, ``.bz2``, ``.zip``, ``.xz``, ``.zst``, ``.tar...``, as pandas infers them) are hashed as stored.
     """
     if not path.is_file():
         raise DataValidationError(f"{what} must be an existing file; got {path}, which does not exist.")
     na = {"keep_default_na": False, "na_values": [""]} if strict_na else {}
     try:
-        return pd.read_csv(
-            path, sep=sep, header=0 if header else None, names=names, usecols=usecols, dtype=dtype,
-            engine="c" if len(sep) == 1 else "python", encoding="latin-1" if strict_na else "utf-8",
-            nrows=nrows, **na,
-        )  # fmt: skip
+        with path.open("rb", buffering=0) as raw, io.BufferedReader(hashing := _HashingReader(raw),
+                                                                     buffer_size=_READ_CHUNK) as handle:
+            frame = pd.read_csv(
+                handle, sep=sep, header=0 if header else None, names=names, usecols=usecols, dtype=dtype,
+                engine="c" if len(sep) == 1 else "python", encoding="latin-1" if strict_na else "utf-8",
+                nrows=nrows, compression=_compression(path), **na,
+            )  # fmt: skip
+            if sources is not None:
+                while handle.read(_READ_CHUNK):  # the digest covers the whole file
+                    pass
+                sources.append(Source(label or what, hashing.hexdigest()))
     except pd.errors.EmptyDataError:
         raise DataValidationError(f"{what} must hold data; got an empty file ({path}).") from None
     except pd.errors.ParserError as exc:
@@ -729,6 +796,18 @@ def _read_table(
         raise DataValidationError(
             f"{what} must be readable {sep!r}-separated UTF-8 text; got {path} ({type(exc).__name__})."
         ) from None
+    return frame
+
+
+_READ_CHUNK = 1 << 20
+#: pandas' ``compression="infer"`` table (it cannot infer from an open file): longest suffix first.
+_COMPRESSION = ((".tar.gz", "tar"), (".tar.bz2", "tar"), (".tar.xz", "tar"), (".tar", "tar"), (".gz", "gzip"),
+                (".bz2", "bz2"), (".zip", "zip"), (".xz", "xz"), (".zst", "zstd"))
+
+
+def _compression(path: Path) -> str | None:
+    name = path.name.lower()
+    return next((kind for suffix, kind in _COMPRESSION if name.endswith(suffix)), None)
 
 
 def _column_label(labels: list, spec: int | str, what: str, path: Path) -> object:
@@ -748,13 +827,19 @@ def _column_label(labels: list, spec: int | str, what: str, path: Path) -> objec
     return spec
 
 
-def _read_columns(path: Path, *, sep: str, header: bool, columns: dict[str, int | str], what: str) -> pd.DataFrame:
-    """Read the named parameter's columns (as strings) into a frame whose columns are the parameter names."""
+def _read_columns(
+    path: Path, *, sep: str, header: bool, columns: dict[str, int | str], what: str, sources: list[Source]
+) -> pd.DataFrame:
+    """Read the named parameter's columns (as strings) into a frame whose columns are the parameter names;
+    the full read's digest is appended to ``sources`` as ``interactions``."""
     head = _read_table(path, what=what, sep=sep, header=header, nrows=1 if not header else 0, dtype=str)
     labels = list(head.columns)
     picked = {key: _column_label(labels, spec, f"dataset.{key}", path) for key, spec in columns.items()}
     positions = [labels.index(lab) for lab in picked.values()]
-    frame = _read_table(path, what=what, sep=sep, header=header, usecols=sorted(set(positions)), dtype=str)
+    frame = _read_table(
+        path, what=what, sep=sep, header=header, usecols=sorted(set(positions)), dtype=str, sources=sources,
+        label="interactions",
+    )  # fmt: skip
     by_position = dict(zip(sorted(set(positions)), frame.columns, strict=True))
     return pd.DataFrame(
         {key: frame[by_position[labels.index(lab)]].reset_index(drop=True) for key, lab in picked.items()}

@@ -1,9 +1,12 @@
 """Ranking and beyond-accuracy metrics, and per-segment evaluation of a fitted recommender.
 
+Segments smaller than ``evaluation.min_segment_users`` are never published on their own
+(:func:`published_segments`).
+
 Definitions and normalisations: ``docs/metrics.md``.
 """
 
-from privrec.evaluation.evaluate import Evaluation, attribute_segments, evaluate, metric_key
+from privrec.evaluation.evaluate import Evaluation, evaluate, metric_key
 from privrec.evaluation.metrics import (
     RANKING_METRICS,
     auc,
@@ -12,16 +15,25 @@ from privrec.evaluation.metrics import (
     mean_popularity,
     ranking_metrics,
 )
+from privrec.evaluation.segments import (
+    MIN_SEGMENT_USERS,
+    attribute_segments,
+    check_min_segment_users,
+    published_segments,
+)
 
 __all__ = [
     "Evaluation",
+    "MIN_SEGMENT_USERS",
     "RANKING_METRICS",
     "attribute_segments",
     "auc",
+    "check_min_segment_users",
     "evaluate",
     "gini_exposure",
     "item_coverage",
     "mean_popularity",
     "metric_key",
+    "published_segments",
     "ranking_metrics",
 ]

@@ -37,7 +37,7 @@ if TYPE_CHECKING:  # type-only: evaluation needs no model code (and so never imp
     from privrec.data.dataset import Dataset
     from privrec.models.base import Recommendations, Recommender
 
-__all__ = ["Evaluation", "attribute_segments", "evaluate", "metric_key"]
+__all__ = ["Evaluation", "evaluate", "metric_key"]
 
 #: Row name of the whole population in :meth:`Evaluation.table`; not allowed as a segment name.
 OVERALL = "overall"
@@ -185,10 +185,12 @@ def evaluate(
     cutoffs
         List lengths ``K``.
     segments
-        Name -> boolean mask over *all* ``n_users`` user indices (e.g. from :func:`attribute_segments`). A
-        segment's metrics are means over the evaluated users inside the mask; set-level metrics use only their
-        lists. A segment with no evaluated user gets NaN metrics, ``n_users`` 0 and a
-        :class:`~privrec.errors.DataWarning`.
+        Name -> boolean mask over *all* ``n_users`` user indices (e.g. from
+        :func:`~privrec.evaluation.published_segments`, which keeps segments too small to publish out; every
+        segment given here is evaluated). A segment's metrics are means over the evaluated users inside the
+        mask; set-level metrics use only their lists. Segments with no evaluated user get NaN metrics,
+        ``n_users`` 0 and one :class:`~privrec.errors.DataWarning` (counting them; naming only those without
+        an attribute value, ``attr=value``).
     item_popularity
         Per-item popularity for ``mean_popularity_at_K``; default: the share of users with training data who
         interacted with each item in ``train``.
@@ -272,20 +274,26 @@ def evaluate(
     overall = _summarize(per_user, top_all, fallback_all, n_items, ks)
 
     segment_results: dict[str, dict[str, float]] = {}
+    empty: list[str] = []
     for name, mask in masks.items():
         inside = mask[users]
         if not inside.any():
-            warnings.warn(
-                f"segment '{name}' has no evaluated user (none with test data); its metrics are NaN.",
-                DataWarning,
-                stacklevel=2,
-            )
+            empty.append(name)
             result = dict.fromkeys(overall, math.nan)
             result["n_users"] = 0.0
             result["fallback_users"] = 0.0
         else:
             result = _summarize(per_user.loc[inside], top_all[inside], fallback_all[inside], n_items, ks)
         segment_results[name] = result
+    if empty:  # names only of segments that carry no attribute value (attr=value names could hold a record value)
+        named = [repr(name) for name in empty if "=" not in name]
+        valued = len(empty) - len(named)
+        detail = ", ".join([*named, *([f"{valued} attribute values"] if valued else [])])
+        warnings.warn(
+            f"{len(empty)} segments have no evaluated user (none with test data); their metrics are NaN: {detail}.",
+            DataWarning,
+            stacklevel=2,
+        )
     return Evaluation(overall=overall, segments=segment_results, per_user=per_user)
 
 
@@ -307,29 +315,3 @@ def _check_recommendations(
     if items.shape[1] < n:
         items = np.pad(items, ((0, 0), (0, n - items.shape[1])), constant_values=-1)
     return items, fallback
-
-
-# ---------------------------------------------------------------------------------------------- segments
-def attribute_segments(data: Dataset, attributes: Sequence[str]) -> dict[str, NDArray[np.bool_]]:
-    """One boolean mask over all users per value of each attribute, named ``"{attr}={value}"``.
-
-    Values are in sorted order (insertion order if they cannot be sorted); users with a missing value belong to
-    no segment of that attribute.
-    """
-    if isinstance(attributes, str):
-        attributes = (attributes,)
-    columns = data.user_attributes.columns
-    out: dict[str, NDArray[np.bool_]] = {}
-    for attr in attributes:
-        if attr not in columns:
-            raise ConfigError(
-                f"evaluation.segment_by names unknown attribute '{attr}'; columns are {sorted(map(str, columns))}."
-            )
-        col = data.user_attributes[attr]
-        try:
-            codes, values = pd.factorize(col, sort=True)
-        except TypeError:  # values of mixed, unorderable types
-            codes, values = pd.factorize(col, sort=False)
-        for j, value in enumerate(values):
-            out[f"{attr}={value}"] = codes == j
-    return out
