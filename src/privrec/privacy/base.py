@@ -50,9 +50,14 @@ class TransformResult:
 class PrivacyTransform(Protocol):
     """A frozen, keyword-only dataclass whose fields are its hyperparameters, validated when built.
 
-    ``apply`` never mutates its input, takes all randomness from ``rng``, keeps both vocabularies, and
-    returns a report measured on its output (raising :class:`~privrec.errors.PrivacyGuaranteeError` when
-    the requested guarantee cannot be met).
+    ``apply`` never mutates its input, takes all randomness from ``rng`` (secrets excepted: keys come from a
+    file, the environment or the OS), keeps both vocabularies, and returns a report measured on its output
+    (raising :class:`~privrec.errors.PrivacyGuaranteeError` when the requested guarantee cannot be met).
+
+    Transforms also offer ``measure(original, released) -> PrivacyReport`` (the report, re-measured by
+    comparing an input with any later output) and, when they promise a checkable guarantee,
+    ``violations(original, released, report) -> list[str]`` (one ``"... must ...; got ..."`` clause per
+    broken guarantee). :class:`~privrec.privacy.Chain` uses both to measure every step on its final output.
     """
 
     def apply(self, data: Dataset, *, rng: np.random.Generator) -> TransformResult: ...

@@ -25,13 +25,15 @@ class NoPrivacy:
     def apply(self, data: Dataset, *, rng: np.random.Generator) -> TransformResult:
         return TransformResult(data=data, report=self.measure(data, data), withheld=report_withheld(data, data))
 
-    def measure(self, original: Dataset, released: Dataset) -> PrivacyReport:
-        """Users and interactions withheld (none, for the identity), measured by comparing input and output."""
+    def measure(self, original: Dataset, released: Dataset, *,
+                withheld: NDArray[np.bool_] | None = None) -> PrivacyReport:
+        """Users and interactions withheld (none, for the identity); ``withheld`` as in :meth:`ConsentDrop.measure`."""
+        mask = _withheld_mask(original, released, withheld)
         return PrivacyReport(
             transform="none",
             guarantee="No privacy treatment: every interaction is used for training.",
-            metrics={"users_withheld": float(report_withheld(original, released).sum()),
-                     "interactions_withheld": float(original.n_interactions - released.n_interactions)},
+            metrics={"users_withheld": float(mask.sum()),
+                     "interactions_withheld": float(original.user_counts[mask].sum())},
         )
 
 
@@ -41,7 +43,10 @@ class ConsentDrop:
 
     Guarantee (unit: user): an opted-out user contributes no interaction to the training data, so no model
     trained on the output depends on their behaviour. They keep their index (an empty row), are served by the
-    fallback model, and are evaluated on their true held-out behaviour. It does **not** protect users who
+    fallback model, and are evaluated on their true held-out behaviour. In privrec's consent model opting out
+    withholds *behaviour* (interactions), not the attribute row: it stays in the output, the fallback model may
+    use it (demographic popularity), and ``privrec release`` publishes it in ``users.tsv`` like every other
+    user's (so a k-anonymity step's guarantee holds on that published table). It does **not** protect users who
     consented (their full history is used), nor does it hide *that* a user opted out, nor their demographics.
     This is the "consent" / opt-out regime of GDPR Art. 6(1)(a) and 7(3) studied for recommenders by e.g.
     Wei, Chen & Zhang (2023) and the "cost of consent" literature.
@@ -142,20 +147,24 @@ class ConsentDrop:
         report = self.measure(data, released)
         return TransformResult(data=released, report=report, withheld=report_withheld(data, released))
 
-    def measure(self, original: Dataset, released: Dataset) -> PrivacyReport:
-        """Measure what was withheld by comparing input and output (aggregates only)."""
-        withheld = report_withheld(original, released)
-        if np.any(released.user_counts[withheld]):
-            raise PrivacyGuaranteeError("consent_drop output still holds rows of opted-out users; this is a bug.")
+    def measure(self, original: Dataset, released: Dataset, *,
+                withheld: NDArray[np.bool_] | None = None) -> PrivacyReport:
+        """Measure what was withheld by comparing input and output (aggregates only).
+
+        ``withheld``: the users this step withheld; by default those with data in ``original`` and none in
+        ``released`` (exact for this step's own output). A :class:`~privrec.privacy.Chain` passes the step's
+        mask to measure it on the chain's final output, where later steps may have emptied other users.
+        Raises :class:`~privrec.errors.PrivacyGuaranteeError` if a withheld user has a row in ``released``.
+        """
+        withheld = _withheld_mask(original, released, withheld)
         before = original.user_counts
         n_eligible = int((before > 0).sum())
+        n_interactions = int(before[withheld].sum())
         metrics = {
             "users_withheld": float(withheld.sum()),
-            "interactions_withheld": float(original.n_interactions - released.n_interactions),
+            "interactions_withheld": float(n_interactions),
             "share_users_withheld": float(withheld.sum() / max(1, n_eligible)),
-            "share_interactions_withheld": float(
-                (original.n_interactions - released.n_interactions) / max(1, original.n_interactions)
-            ),
+            "share_interactions_withheld": float(n_interactions / max(1, original.n_interactions)),
         }
         attrs = list(original.schema.sensitive)
         if self.attribute and self.attribute not in attrs:
@@ -165,7 +174,7 @@ class ConsentDrop:
         return PrivacyReport(
             transform="consent_drop",
             guarantee="Opted-out users (unit: user) contribute no interaction to training; consenting users "
-            "are not protected, and opting out itself is visible.",
+            "are not protected, opting out itself is visible, and opted-out users' attribute rows are kept.",
             metrics=metrics,
             groups=groups,
         )
@@ -174,6 +183,23 @@ class ConsentDrop:
 def report_withheld(original: Dataset, released: Dataset) -> NDArray[np.bool_]:
     """Users who had training rows in ``original`` and have none in ``released``."""
     return (original.user_counts > 0) & (released.user_counts == 0)
+
+
+def _withheld_mask(original: Dataset, released: Dataset, withheld: NDArray[np.bool_] | None) -> NDArray[np.bool_]:
+    """``withheld`` (restricted to users with data in ``original``), checked to have no row in ``released``."""
+    if withheld is None:
+        return report_withheld(original, released)
+    mask = np.asarray(withheld, dtype=bool)
+    if mask.shape != (original.n_users,) or released.n_users != original.n_users:
+        raise PrivacyGuaranteeError("consent_drop withheld mask must cover every user index; this is a bug.")
+    mask = mask & (original.user_counts > 0)
+    reappeared = int(np.count_nonzero(released.user_counts[mask]))
+    if reappeared:
+        raise PrivacyGuaranteeError(
+            f"consent_drop output must hold no row of an opted-out user; got {reappeared} opted-out users with "
+            "rows. This is a bug: please report it."
+        )
+    return mask
 
 
 def _check_rate(name: str, value: float) -> None:

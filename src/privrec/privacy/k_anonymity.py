@@ -53,12 +53,21 @@ class KAnonymity:
     quasi-identifier columns are pandas categoricals of these strings. Other columns and all interactions are
     untouched; vocabularies and the schema are kept. Quasi-identifiers must have no missing values.
 
+    Population: every user index is partitioned, users without interactions included (e.g. opted out by an
+    earlier consent step: in privrec's consent model they withhold their behaviour, not their attribute row).
+    The experiment's treated data and ``privrec release`` (``users.tsv``) hold exactly these rows, every one
+    except suppressed ones, so the reported ``k_achieved`` is the k of the published table.
+
     ``suppression``: a share of users whose attribute row may be suppressed (released all-NA) to isolate
     outliers: when no ordinary cut of a partition is allowed but a median cut leaves fewer than ``k`` users on
     one side and a valid partition on the other, that side is suppressed if this lowers the partition's
     (estimated) NCP, best gain per suppressed user first, while the total stays within
     ``floor(suppression * n_users)``. It applies to strict partitioning (a relaxed cut never leaves fewer
-    than ``k`` users on a side).
+    than ``k`` users on a side). That estimate is local (one partition, one attribute's range), so the
+    table is also partitioned without suppression and **suppression is kept only if it lowers the reported
+    loss**: the ``ncp`` of the report, measured on each output. Otherwise nothing is suppressed (the output is
+    that of ``suppression=0``). NCP is the loss suppression is chosen for; ``discernibility`` is reported as a
+    second view and charges ``n_users`` per suppressed row, so suppression nearly always raises it.
 
     ``l_diversity``: also require *distinct l-diversity* (Machanavajjhala et al., "l-Diversity: Privacy
     Beyond k-Anonymity", ICDE 2006): every class holds at least ``l`` distinct non-missing values of
@@ -190,45 +199,38 @@ class KAnonymity:
                     f"({present}); got {self.l_diversity}. Lower l_diversity or choose another sensitive attribute."
                 )
         budget = int(np.floor(self.suppression * n + 1e-9))
-        rows, sizes, suppressed = _mondrian(
-            encoded, k=self.k, strict=self.strict, sens=sens, n_sens=n_sens, l=self.l_diversity or 0, budget=budget
-        )
-        class_of_row = np.empty(n, dtype=np.int64)
-        class_of_row[rows] = np.repeat(np.arange(len(sizes)), sizes)
-        supp_row = np.zeros(n, dtype=bool)
-        supp_row[rows] = np.repeat(suppressed, sizes)
-        bounds = np.cumsum(sizes) - sizes
 
-        columns: dict[str, pd.Series] = {}
-        for col in attrs.columns:
-            if col in qis:
-                enc = encoded[qis.index(col)]
-                labels, label_of_class = _generalize(enc, enc.codes[rows], bounds)
-                codes = label_of_class[class_of_row]
-                codes[supp_row] = -1
-                columns[col] = pd.Series(pd.Categorical.from_codes(codes, categories=labels))
-            else:
-                columns[col] = _blank(attrs[col], supp_row)
-        released = replace(data, user_attributes=pd.DataFrame(columns, index=pd.RangeIndex(n)))
+        def partition(budget: int) -> tuple[Dataset, PrivacyReport]:
+            rows, sizes, suppressed = _mondrian(
+                encoded, k=self.k, strict=self.strict, sens=sens, n_sens=n_sens, l=self.l_diversity or 0,
+                budget=budget,
+            )
+            released = _release(data, qis, encoded, rows=rows, sizes=sizes, suppressed=suppressed)
+            return released, self.measure(data, released)
 
-        report = self.measure(data, released)
-        achieved = report.metrics
-        if achieved["k_achieved"] < self.k:
-            raise PrivacyGuaranteeError(
-                f"k_anonymity output must have classes of >= {self.k} users; got {int(achieved['k_achieved'])}. "
-                "This is a bug: please report it."
-            )
-        if self.l_diversity is not None and achieved["l_achieved"] < self.l_diversity:
-            raise PrivacyGuaranteeError(
-                f"k_anonymity output must be {self.l_diversity}-diverse; got {int(achieved['l_achieved'])}. "
-                "This is a bug: please report it."
-            )
-        if achieved["users_suppressed"] > budget:
-            raise PrivacyGuaranteeError(
-                f"k_anonymity output must suppress <= {budget} users; got {int(achieved['users_suppressed'])}. "
-                "This is a bug: please report it."
-            )
+        released, report = partition(budget)
+        if report.metrics["users_suppressed"] > 0:
+            # Mondrian chooses suppression with a local NCP estimate; keep it only if the NCP it reports is lower.
+            plain, plain_report = partition(0)
+            if not report.metrics["ncp"] < plain_report.metrics["ncp"]:
+                released, report = plain, plain_report
+        problems = self.violations(data, released, report)
+        if problems:
+            raise PrivacyGuaranteeError(f"{problems[0]}. This is a bug: please report it.")
         return TransformResult(data=released, report=report, withheld=None)
+
+    def violations(self, original: Dataset, released: Dataset, report: PrivacyReport) -> list[str]:
+        """The guarantees ``report`` (``measure(original, released)``) breaks: one ``must ...; got ...`` each."""
+        achieved = report.metrics
+        budget = int(np.floor(self.suppression * released.n_users + 1e-9))
+        out = []
+        if achieved["k_achieved"] < self.k:
+            out.append(f"k_anonymity output must have classes of >= {self.k} users; got {int(achieved['k_achieved'])}")
+        if self.l_diversity is not None and achieved["l_achieved"] < self.l_diversity:
+            out.append(f"k_anonymity output must be {self.l_diversity}-diverse; got {int(achieved['l_achieved'])}")
+        if achieved["users_suppressed"] > budget:
+            out.append(f"k_anonymity output must suppress <= {budget} users; got {int(achieved['users_suppressed'])}")
+        return out
 
     # -------------------------------------------------------------- measurement
     def measure(self, original: Dataset, released: Dataset) -> PrivacyReport:
@@ -285,6 +287,30 @@ class KAnonymity:
             metrics=metrics,
             groups=groups,
         )
+
+
+def _release(data: Dataset, qis: tuple[str, ...], encoded: list[_Encoded], *, rows: NDArray[np.int64],
+             sizes: NDArray[np.int64], suppressed: NDArray[np.bool_]) -> Dataset:
+    """``data`` with the generalised attribute table of a partition (rows grouped by class, class sizes,
+    suppressed classes): quasi-identifiers generalised per class, every column of a suppressed row blanked."""
+    n = data.n_users
+    attrs = data.user_attributes
+    class_of_row = np.empty(n, dtype=np.int64)
+    class_of_row[rows] = np.repeat(np.arange(len(sizes)), sizes)
+    supp_row = np.zeros(n, dtype=bool)
+    supp_row[rows] = np.repeat(suppressed, sizes)
+    bounds = np.cumsum(sizes) - sizes
+    columns: dict[str, pd.Series] = {}
+    for col in attrs.columns:
+        if col in qis:
+            enc = encoded[qis.index(col)]
+            labels, label_of_class = _generalize(enc, enc.codes[rows], bounds)
+            codes = label_of_class[class_of_row]
+            codes[supp_row] = -1
+            columns[col] = pd.Series(pd.Categorical.from_codes(codes, categories=labels))
+        else:
+            columns[col] = _blank(attrs[col], supp_row)
+    return replace(data, user_attributes=pd.DataFrame(columns, index=pd.RangeIndex(n)))
 
 
 def _show(value: object) -> str:

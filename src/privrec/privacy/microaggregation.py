@@ -116,12 +116,17 @@ class ProfileKAnonymity:
         labels = mdav(embedding, k=self.k)
         released = self._aggregate(data, csr, active, labels)
         report = self.measure(data, released)
+        problems = self.violations(data, released, report)
+        if problems:
+            raise PrivacyGuaranteeError(f"{problems[0]}. This is a bug.")
+        return TransformResult(data=released, report=report, withheld=None)
+
+    def violations(self, original: Dataset, released: Dataset, report: PrivacyReport) -> list[str]:
+        """The guarantees ``report`` (``measure(original, released)``) breaks: one ``must ...; got ...`` each."""
         achieved = report.metrics["k_achieved"]
         if not achieved >= self.k:
-            raise PrivacyGuaranteeError(
-                f"profile_k_anonymity output must have k_achieved >= {self.k}; got {achieved:g}. This is a bug."
-            )
-        return TransformResult(data=released, report=report, withheld=None)
+            return [f"profile_k_anonymity output must have k_achieved >= {self.k}; got {achieved:g}"]
+        return []
 
     def _aggregate(self, data: Dataset, csr: sp.csr_matrix, active: NDArray[np.int64], labels: NDArray[np.int64]
                    ) -> Dataset:

@@ -131,18 +131,31 @@ class Minimization:
 
     def apply(self, data: Dataset, *, rng: np.random.Generator) -> TransformResult:
         released = data.subset(self._keep(data, rng))
-        return TransformResult(data=released, report=self.measure(data, released))
+        report = self.measure(data, released)
+        problems = self.violations(data, released, report)
+        if problems:
+            raise PrivacyGuaranteeError(f"{problems[0]}. This is a bug: please report it.")
+        return TransformResult(data=released, report=report)
+
+    def violations(self, original: Dataset, released: Dataset, report: PrivacyReport) -> list[str]:
+        """The guarantees ``report`` (``measure(original, released)``) breaks: one ``must ...; got ...`` each."""
+        out = []
+        grown = int(np.count_nonzero(released.user_counts > original.user_counts))
+        if grown:
+            out.append(f"minimization output must hold no more rows per user than its input; got {grown} users "
+                       "with more")
+        max_kept = report.metrics["max_interactions_per_user"]
+        if self.n is not None and max_kept > self.n:
+            out.append(f"minimization output must keep at most n={self.n} interactions per user; got {max_kept:g}")
+        if self.days is not None and report.metrics["days_kept"] > self.days * (1 + 1e-12):  # float division
+            out.append(f"minimization output must keep at most the last {self.days:g} days of each user; got "
+                       f"{report.metrics['days_kept']:.4g} days")
+        return out
 
     def measure(self, original: Dataset, released: Dataset) -> PrivacyReport:
         """Measure what was removed by comparing input and output (aggregates only)."""
         before, after = original.user_counts, released.user_counts
-        if np.any(after > before):
-            raise PrivacyGuaranteeError("minimization output holds more rows for some users than its input; a bug.")
         max_kept = int(after.max()) if released.n_users else 0
-        if self.n is not None and max_kept > self.n:
-            raise PrivacyGuaranteeError(
-                f"minimization output keeps up to {max_kept} interactions per user, more than n={self.n}; a bug."
-            )
         removed = original.n_interactions - released.n_interactions
         metrics = {
             "interactions_removed": float(removed),
