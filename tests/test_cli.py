@@ -140,6 +140,25 @@ def test_debug_shows_traceback(tmp_path, shared_data_dir):
     assert proc.returncode != 0 and "Traceback" in proc.stderr
 
 
+@pytest.mark.parametrize("args", [["run", "attack=none", "foo=1"], ["data", "info", "+seed=3"],
+                                  ["run", "-m", "attack=none", "privacy.rate=[1,"]])
+def test_debug_shows_the_traceback_of_hydra_errors_too(tmp_path, shared_data_dir, args):
+    proc = _privrec(args, tmp_path, shared_data_dir)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    proc = _privrec([*args, "--debug"], tmp_path, shared_data_dir)
+    assert proc.returncode == 1 and "Traceback" in proc.stderr and "hydra.errors." in proc.stderr
+
+
+def test_a_sweep_job_error_is_printed_once(tmp_path, shared_data_dir):
+    proc = _privrec(["run", "-m", "attack=none", "privacy.rate=1.5", "tracking.enabled=false"], tmp_path,
+                    shared_data_dir, PRIVREC_JOBS="1")
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip() == "privrec: error: [job 0] consent_drop.rate must be in [0, 1); got 1.5."
+    proc = _privrec(["run", "-m", "attack=none", "privacy.rate=1.5", "tracking.enabled=false", "--debug"], tmp_path,
+                    shared_data_dir, PRIVREC_JOBS="1")
+    assert proc.returncode == 1 and "Traceback" in proc.stderr and "ConfigError: consent_drop.rate" in proc.stderr
+
+
 @pytest.mark.slow
 def test_reproduce_a_recorded_run(tmp_path, shared_data_dir):
     proc = _privrec(["run", "model.iterations=3", "seed=4"], tmp_path, shared_data_dir)

@@ -7,7 +7,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from privrec.cli import config_dir
-from privrec.config import build
+from privrec.config import build, check_targets
 from privrec.experiment import build_model
 
 CONF = config_dir()
@@ -29,6 +29,7 @@ def test_every_option_composes_and_builds(group, option):
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose(config_name="config", overrides=[f"{group}={option}", *EXTRA.get((group, option), [])])
     container = OmegaConf.to_container(cfg, resolve=True)
+    check_targets(container)  # every _target_ a shipped config names is one of privrec's components
     if group in ("model", "experiment"):
         assert build_model(container) is not None
     if group == "experiment":  # a preset: every treatment and attack it names builds

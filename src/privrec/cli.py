@@ -1,6 +1,10 @@
 """``privrec``: the Hydra entry point (``privrec run``) and the other subcommands.
 
-User errors print one line and exit with code 2; ``--debug`` (or ``HYDRA_FULL_ERROR=1``) shows tracebacks.
+Every error a user can cause prints one line, ``privrec: error: <key>: <rule>; got <value>``, and exits with
+code 2: privrec's own ConfigErrors, Hydra's composition and override-parse errors (caught through Hydra's public
+exception types and rewritten), bad options of every subcommand, and a sweep job's error (printed once, by the
+job). Ctrl-C prints one line and exits with 130. ``--debug`` (or ``HYDRA_FULL_ERROR=1``, or
+``PRIVREC_DEBUG=1``) shows tracebacks instead.
 """
 
 from __future__ import annotations
@@ -14,12 +18,26 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 import argparse
 import contextlib
+import io
+import re
+import shutil
 import sys
+import tempfile
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from hydra.errors import CompactHydraException
+from hydra.errors import (
+    CompactHydraException,
+    ConfigCompositionException,
+    HydraException,
+    InstantiationException,
+    MissingConfigException,
+    OverrideParseException,
+)
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from privrec.errors import ConfigError, PrivRecError
 
@@ -60,8 +78,27 @@ def config_dir() -> Path:
 
 
 def _fail(message: str) -> int:
-    print(f"privrec: error: {message}", file=sys.stderr)
+    """Print a user error as one line (a message with line breaks is joined) and return exit code 2."""
+    text = " ".join(part.strip() for part in str(message).splitlines() if part.strip())
+    print(f"privrec: error: {text}", file=sys.stderr)
     return 2
+
+
+#: Set (to "1") by ``--debug`` or ``HYDRA_FULL_ERROR=1``; inherited by a sweep's worker processes.
+DEBUG_ENV = "PRIVREC_DEBUG"
+
+
+def _debug() -> bool:
+    return os.environ.get(DEBUG_ENV) == "1"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: a ConfigError (``privrec: error: ...``, exit 2) instead of the usage
+    block argparse prints (``ArgumentParser.error`` is documented as the method to override)."""
+
+    def error(self, message: str) -> NoReturn:
+        command = self.prog.removeprefix("privrec ")
+        raise ConfigError(f"{command} arguments must be valid: {message}; see {self.prog} --help.")
 
 
 def _check_choices(overrides: list[str], conf: Path) -> None:
@@ -77,6 +114,151 @@ def _check_choices(overrides: list[str], conf: Path) -> None:
         for option in value.strip("[]").split(","):
             if option and option != "null" and option not in available:
                 raise ConfigError(f"{key} must be one of {available}; got {option!r}.")
+
+
+#: ``privrec run``'s options (Hydra's command line) -> the values they take (None: a flag without a value;
+#: ``()``: any value; else one of these).
+_RUN_OPTIONS: dict[str, tuple[str, ...] | None] = {
+    "--multirun": None, "-m": None, "--run": None, "-r": None, "--help": None, "-h": None, "--hydra-help": None,
+    "--version": None, "--cfg": ("job", "hydra", "all"), "-c": ("job", "hydra", "all"), "--resolve": None,
+    "--package": (), "-p": (), "--shell-completion": None, "-sc": None, "--config-path": (), "-cp": (),
+    "--config-name": (), "-cn": (), "--config-dir": (), "-cd": (), "--experimental-rerun": (),
+    "--info": ("all", "config", "defaults", "defaults-tree", "plugins", "searchpath"),
+    "-i": ("all", "config", "defaults", "defaults-tree", "plugins", "searchpath"),
+}
+_COMMANDS = (("--run", "-r"), ("--multirun", "-m"), ("--cfg", "-c"), ("--shell-completion", "-sc"), ("--info", "-i"))
+
+
+def _split_run_args(argv: list[str]) -> tuple[set[str], list[str]]:
+    """``privrec run``'s arguments -> (the options given, the overrides); a one-line ConfigError for an unknown
+    option, a bad option value or an override without a key, before Hydra parses them (argparse would print
+    its usage block, Hydra a traceback for ``=1``)."""
+    options: set[str] = set()
+    overrides: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        i += 1
+        if not arg.startswith("-"):
+            if not arg.lstrip("+~").partition("=")[0].strip():
+                raise ConfigError(f"run overrides must be key=value with a key; got {arg!r}.")
+            overrides.append(arg)
+            continue
+        name, eq, value = arg.partition("=")
+        if name not in _RUN_OPTIONS:
+            raise ConfigError(f"run options must be among {sorted(o for o in _RUN_OPTIONS if o.startswith('--'))} "
+                              f"(and key=value overrides); got {arg!r}. See privrec run --help.")
+        options.add(name)
+        values = _RUN_OPTIONS[name]
+        if values is None:
+            if eq:
+                raise ConfigError(f"run option {name} takes no value; got {arg!r}.")
+            continue
+        if not eq and name in ("--info", "-i") and (i == len(argv) or argv[i].startswith("-") or "=" in argv[i]):
+            continue  # --info alone means --info all
+        if not eq:
+            if i == len(argv):
+                raise ConfigError(f"run option {name} needs a value; got none.")
+            value = argv[i]
+            i += 1
+        if values and value not in values:
+            raise ConfigError(f"run option {name} must be one of {list(values)}; got {value!r}.")
+    given = [c[0] for c in _COMMANDS if options & set(c)]
+    if len(given) > 1:
+        raise ConfigError(f"run options must include at most one of --run, --multirun, --cfg, --shell-completion "
+                          f"and --info; got {', '.join(given)}.")
+    if options & {"--resolve"} and not options & {"--cfg", "-c", "--help", "-h"}:
+        raise ConfigError("run option --resolve must come with --cfg or --help; got --resolve alone.")
+    return options, overrides
+
+
+def _override_key(override: str) -> str:
+    return override.lstrip("+~").partition("=")[0].strip()
+
+
+def _secret(key: str) -> bool:
+    from privrec.experiment import is_secret
+
+    return is_secret(key)
+
+
+def _shown(override: str) -> str:
+    """An override as an error message may show it: the value of a secret key (``privacy.key=...``) redacted."""
+    from privrec.tracking.hydra_callback import redact_overrides
+
+    return redact_overrides([override])[0]
+
+
+def _lines(text: object) -> list[str]:
+    return [line.strip() for line in str(text).splitlines() if line.strip()]
+
+
+def _group_options(group: str) -> list[str]:
+    folder = config_dir() / group
+    return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
+
+
+def _hydra_message(exc: BaseException, overrides: list[str]) -> str:
+    """One line for one of Hydra's composition or override-parse errors (Hydra's public exception types;
+    Hydra itself prints 2-10 lines). Shape: ``<key> must <rule>; got <override>.``"""
+    if isinstance(exc, OverrideParseException):
+        reason = "; ".join(line for line in _lines(exc.message)
+                           if not line.startswith(("See https://", "Error parsing override")))
+        key = _override_key(exc.override) or "override"
+        if _secret(key):
+            reason = ""  # Hydra's reason quotes the value
+        return (f"{key} must be given as key=value in Hydra's override grammar ({reason or 'syntax error'}); "
+                f"got {_shown(exc.override)!r}. See https://hydra.cc/docs/advanced/override_grammar/basic/")
+    if isinstance(exc, MissingConfigException) and exc.missing_cfg_file:
+        group, _, option = str(exc.missing_cfg_file).rpartition("/")
+        options = sorted(exc.options) if exc.options else _group_options(group)
+        if group and options:
+            return f"{group} must be one of {options}; got {option!r}."
+    lines = _lines(exc) or [type(exc).__name__]
+    head = lines[0]
+    cause = exc.__cause__
+    cause_lines = _lines(cause) if isinstance(cause, OmegaConfBaseException) else []
+    quoted = re.search(r"'([^']+)'", head)
+    key = str(getattr(cause, "full_key", "") or (quoted.group(1) if quoted else ""))
+    if head.startswith("Ambiguous value"):
+        key = _override_key(key)
+    override = next((o for o in reversed(overrides) if _override_key(o) == key), None) if key else None
+    got = f"; got {_shown(override)!r}" if override else ""
+    if head.startswith("Could not override"):
+        return (f"{key} must be a key of privrec's config (privrec run --cfg job lists them; +{key}=VALUE adds "
+                f"a new one){got}.")
+    if head.startswith("Could not append"):
+        return f"{key} is in the config already, so it must be set without +{got}."
+    if head.startswith("Could not delete"):
+        return f"{key} must be in the config (with that value, if one is given) to be deleted with ~{got}."
+    if head.startswith("Ambiguous value"):
+        return (f"{key} must have one value in a single run (a,b is a sweep: privrec run -m ...; [a,b] is a list; "
+                f"quote 'a,b' for a string){got}.")
+    if key and _secret(key):  # Hydra's and OmegaConf's messages may quote the value
+        return f"{key} must be a valid override (the value of a secret key is not shown){got}."
+    if head.startswith("Error merging override") and cause_lines:
+        return f"{key} must be a valid value: {cause_lines[0].rstrip('.')}{got}."
+    if isinstance(exc, ConfigCompositionException) and cause_lines and key:
+        return f"{key} must compose: {head.rstrip('.')} ({cause_lines[0].rstrip('.')}){got}."
+    if isinstance(exc, InstantiationException) and exc.__cause__ is not None and _lines(exc.__cause__):
+        return _lines(exc.__cause__)[0]  # e.g. a sweeper's or launcher's own check of its hydra.* options
+    if head.endswith(":") and len(lines) > 1:
+        head = f"{head} {lines[1]}"
+    reason = " ".join([head.rstrip("."), *[f"({c.rstrip('.')})" for c in cause_lines[:1]]])
+    return f"{reason}{got}."
+
+
+def _omegaconf_message(exc: OmegaConfBaseException, node: Any) -> str:
+    """One line for an OmegaConf error met while resolving a config (``seed=${nope}``, a missing ``${oc.env:X}``)."""
+    key = str(getattr(exc, "full_key", "") or "")
+    raw: Any = None
+    with contextlib.suppress(Exception):  # the value as written (unresolved), for the message
+        raw = OmegaConf.to_container(node, resolve=False)
+        for part in key.split("."):
+            raw = raw[part] if isinstance(raw, dict) else None
+    reason = (_lines(getattr(exc, "msg", "") or exc) or [type(exc).__name__])[0].rstrip(".")
+    got = f"; got {raw!r}" if isinstance(raw, (str, int, float, bool)) and not _secret(key) else ""
+    return f"{key or 'the config'} must resolve to a value ({reason}){got}."
 
 
 # ---------------------------------------------------------------------------- run
@@ -100,17 +282,15 @@ class _UserError(CompactHydraException):
         _STATE["user_error"] = True
 
 
-_STATE: dict[str, Any] = {"user_error": False, "early_attacks": None, "written": None}
+_STATE: dict[str, Any] = {"user_error": False, "early_attacks": None, "written": None, "job_started": False}
 
 
 def _run(argv: list[str], *, debug: bool) -> int:
     conf = config_dir()
-    try:
-        _check_choices([a for a in argv if not a.startswith("-")], conf)
-    except ConfigError as exc:
-        return _fail(str(exc))
-    multirun = any(a in ("-m", "--multirun") for a in argv)
-    info_only = any(a.startswith(("--cfg", "-c", "--help", "-h", "--info", "--hydra-help", "--shell")) for a in argv)
+    options, overrides = _split_run_args(argv)
+    _check_choices(overrides, conf)
+    multirun = bool(options & {"-m", "--multirun"})
+    info_only = bool(options - {"-m", "--multirun", "-r", "--run"})
     if not (multirun or info_only or "attack=none" in argv or "parallel_attacks=false" in argv):
         from privrec.speed import AttackExecutor
 
@@ -118,13 +298,23 @@ def _run(argv: list[str], *, debug: bool) -> int:
             _STATE["early_attacks"] = AttackExecutor().start()  # imports scikit-learn while this process trains
     import hydra
 
-    _STATE.update(user_error=False, written=None)
+    _STATE.update(user_error=False, written=None, job_started=False)
     sys.argv = ["privrec run", *argv]
-    from privrec.tracking.hydra_callback import close_parent_run
+    from privrec.tracking.hydra_callback import JOBS_ENV, close_parent_run
+
+    os.environ.pop(JOBS_ENV, None)  # privrec's sweeper sets it when it launches the first job
 
     code = 0
+    full_error = os.environ.get("HYDRA_FULL_ERROR")
+    # Hydra's documented switch: with it, hydra.main raises a composition or override error to its caller instead
+    # of printing it in 2-10 lines and exiting with 1; the error is then printed below in one line, exit 2.
+    os.environ["HYDRA_FULL_ERROR"] = "1"
     try:
-        hydra.main(version_base="1.3", config_path=str(conf), config_name="config")(_job)()
+        with _SweepStderr.installed() if multirun else contextlib.nullcontext(), warnings.catch_warnings():
+            # A sweep checks its store before any job starts (MlflowSweepCallback.on_multirun_start); Hydra turns a
+            # callback's exception into a warning and would go on to run every job against that store.
+            warnings.filterwarnings("error", message=r"Callback \w+\.on_multirun_start raised", category=UserWarning)
+            hydra.main(version_base="1.3", config_path=str(conf), config_name="config")(_job)()
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1
         code = 2 if (_STATE["user_error"] and code == 1) else code
@@ -140,7 +330,32 @@ def _run(argv: list[str], *, debug: bool) -> int:
             where = f"; the run was recorded as FAILED ({_where(written)})" if written is not None else ""
         print(f"privrec: interrupted{where}.", file=sys.stderr)
         return 130
+    except (HydraException, OmegaConfBaseException, UserWarning, ValueError, OSError) as exc:
+        if debug:
+            raise
+        # A UserWarning here is the sweep's failed start (see the filter above): its cause is the error.
+        error = exc.__context__ if isinstance(exc, UserWarning) and exc.__context__ is not None else exc
+        if isinstance(error, PrivRecError):
+            code = _fail(str(error))
+        elif _STATE["user_error"]:  # a sweep job's error: the job printed it (one line)
+            code = 2
+        elif isinstance(error, HydraException):
+            code = _fail(_hydra_message(error, overrides))
+        elif isinstance(error, OmegaConfBaseException):
+            code = _fail(_omegaconf_message(error, None))
+        elif isinstance(error, ValueError) and str(error).startswith("hydra."):
+            code = _fail(str(error))  # privrec's launcher and sweeper name the hydra.* key they refuse
+        elif isinstance(error, OSError) and not (_STATE["job_started"] or JOBS_ENV in os.environ):
+            # before any job: Hydra could not create the run's or the sweep's folder
+            code = _fail(f"hydra.run.dir and hydra.sweep.dir must be folders privrec can create; got "
+                         f"{error.filename!r} ({type(error).__name__}: {error.strerror}).")
+        else:
+            raise
     finally:
+        if full_error is None:
+            os.environ.pop("HYDRA_FULL_ERROR", None)
+        else:
+            os.environ["HYDRA_FULL_ERROR"] = full_error
         early = _STATE.pop("early_attacks", None)
         if early is not None:
             early.close()  # unused with a failed config or tracking errors
@@ -149,9 +364,50 @@ def _run(argv: list[str], *, debug: bool) -> int:
     return code
 
 
+class _SweepStderr(io.TextIOBase):
+    """The stderr of a sweep's main process while Hydra runs the sweep. A job with a user error prints it in one
+    line and fails; what Hydra then writes about that job ("Error executing job with overrides: [...]") says
+    nothing more and is dropped. Lines privrec writes (``privrec: ...``) always pass, and everything passes until
+    a job has failed with a user error. Installed with ``contextlib.redirect_stderr`` (no patching)."""
+
+    def __init__(self, target: Any) -> None:
+        super().__init__()
+        self._target = target
+        self._keep = True
+        self._line_start = True
+
+    @classmethod
+    @contextlib.contextmanager
+    def installed(cls) -> Iterator[None]:
+        with contextlib.redirect_stderr(cls(sys.stderr)):
+            yield
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        if self._line_start:
+            self._keep = not _STATE["user_error"] or text.startswith("privrec")
+        if self._keep:
+            self._target.write(text)
+        if text:
+            self._line_start = text.endswith("\n")
+        return len(text)
+
+    def flush(self) -> None:
+        self._target.flush()
+
+    def fileno(self) -> int:
+        return int(self._target.fileno())
+
+
 def _plain(node: Any, *, resolve: bool, what: str = "the config") -> dict[str, Any]:
-    """An OmegaConf mapping as a plain ``dict`` (a one-line error when it is not a mapping)."""
-    container = OmegaConf.to_container(node, resolve=resolve)
+    """An OmegaConf mapping as a plain ``dict`` (a one-line error when it is not a mapping, or when an
+    interpolation such as ``${oc.env:NAME}`` does not resolve)."""
+    try:
+        container = OmegaConf.to_container(node, resolve=resolve)
+    except OmegaConfBaseException as exc:
+        raise ConfigError(_omegaconf_message(exc, node)) from exc
     if not isinstance(container, dict):
         raise ConfigError(f"{what} must be a mapping; got {type(container).__name__}.")
     return {str(k): v for k, v in container.items()}
@@ -162,12 +418,13 @@ def _job(cfg: DictConfig) -> Any:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
+    _STATE["job_started"] = True
     hc = HydraConfig.get()
     multirun = hc.mode == RunMode.MULTIRUN
     try:
         return _execute(cfg, hc, multirun=multirun)
     except PrivRecError as exc:
-        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+        if _debug():
             raise
         prefix = f"[job {hc.job.num}] " if multirun else ""
         print(f"privrec: error: {prefix}{exc}", file=sys.stderr)
@@ -193,11 +450,25 @@ def _hydra_files(cfg: DictConfig, hc: Any) -> dict[str, str]:
             "overrides.yaml": OmegaConf.to_yaml(OmegaConf.create(task))}
 
 
-def _flag(container: dict[str, Any], key: str, default: bool) -> bool:
+def _flag(container: dict[str, Any], key: str, default: bool, *, prefix: str = "") -> bool:
+    """A strict boolean: ``true``/``false`` only (not 1, "yes" or "maybe")."""
     value = container.get(key, default)
     if not isinstance(value, bool):
-        raise ConfigError(f"{key} must be true or false; got {value!r}.")
+        raise ConfigError(f"{prefix}{key} must be true or false; got {value!r}.")
     return value
+
+
+def _plan(experiment: Any, container: dict[str, Any]) -> Any:
+    """``experiment.plan``: every component built before any work; a value that a component rejects with a
+    plain ValueError or TypeError (``evaluation.batch_size=abc``) is a user error too, in one line."""
+    try:
+        return experiment.plan(container)
+    except PrivRecError:
+        raise
+    except (TypeError, ValueError) as exc:
+        reason = (_lines(exc) or [type(exc).__name__])[0].rstrip(".")
+        raise ConfigError(f"the config must build privrec's components; got {type(exc).__name__}: {reason}. "
+                          f"Check the values given on the command line (privrec run --cfg job shows them).") from exc
 
 
 def _execute(cfg: DictConfig, hc: Any, *, multirun: bool) -> Any:
@@ -211,10 +482,10 @@ def _execute(cfg: DictConfig, hc: Any, *, multirun: bool) -> Any:
     tracking = container.get("tracking") or {}
     if not isinstance(tracking, dict):
         raise ConfigError(f"tracking must be a mapping with enabled, experiment and tracking_uri; got {tracking!r}.")
-    enabled = _flag(tracking, "enabled", True)
+    enabled = _flag(tracking, "enabled", True, prefix="tracking.")
     show = _flag(container, "progress", True) and not multirun
     _flag(container, "resume", False)
-    plan = experiment.plan(container)  # every component built: config errors before any work
+    plan = _plan(experiment, container)  # every component built: config errors before any work
     store = None
     if enabled:
         store = open_store(tracking.get("tracking_uri"), tracking.get("experiment", "privrec"))
@@ -229,8 +500,9 @@ def _execute(cfg: DictConfig, hc: Any, *, multirun: bool) -> Any:
         print(f"[job {job}] skipped: already FINISHED in the resumed sweep {parent}")
         return {}
     mode = container.get("parallel_attacks", "auto")
-    mode = {True: "true", False: "false"}.get(mode, str(mode).lower())
-    if mode not in ("auto", "true", "false"):
+    if isinstance(mode, bool):
+        mode = "true" if mode else "false"
+    if mode not in ("auto", "true", "false"):  # strict: not 1, "yes" or "maybe"
         raise ConfigError(f"parallel_attacks must be auto, true or false; got {container.get('parallel_attacks')!r}.")
     from privrec.speed import AttackExecutor
 
@@ -353,18 +625,27 @@ def summary(cfg: dict[str, Any], record: RunRecord, *, where: str = "", multirun
 
 
 # ---------------------------------------------------------------------------- data
-def _compose(overrides: list[str]) -> DictConfig:
+def _compose(overrides: list[str], *, command: str) -> DictConfig:
+    """The config of ``privrec data info`` and ``privrec release`` (Hydra's Compose API); its errors in one line."""
     from hydra import compose, initialize_config_dir
 
+    for arg in overrides:
+        if arg.startswith("-") or not _override_key(arg):
+            raise ConfigError(f"{command} overrides must be key=value with a key; got {arg!r}.")
     conf = config_dir()
     _check_choices(overrides, conf)
-    with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
-        return compose(config_name="config", overrides=overrides)
+    try:
+        with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
+            return compose(config_name="config", overrides=overrides)
+    except HydraException as exc:
+        raise ConfigError(_hydra_message(exc, overrides)) from exc
+    except OmegaConfBaseException as exc:
+        raise ConfigError(_omegaconf_message(exc, None)) from exc
 
 
 def _data(argv: list[str]) -> int:
 
-    parser = argparse.ArgumentParser(prog="privrec data")
+    parser = _Parser(prog="privrec data")
     parser.add_argument("action", choices=["fetch", "info"])
     parser.add_argument("rest", nargs="*")
     parser.add_argument("--data-dir", default=None)
@@ -379,7 +660,7 @@ def _data(argv: list[str]) -> int:
         path = fetch_movielens_100k(data_dir)
         print(f"privrec: ml-100k is ready in {path}")
         return 0
-    cfg = _plain(_compose(args.rest), resolve=True)
+    cfg = _plain(_compose(args.rest, command="data info"), resolve=True)
     from privrec.data.fetch import describe
     from privrec.experiment import load_data
 
@@ -400,19 +681,47 @@ def _release(argv: list[str]) -> int:
     out = Path(outs[0])
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ConfigError(f"release out must be a new or empty folder; got {str(out)!r}, which is not empty.")
+    _check_writable(out, what="release out")
 
     from privrec.release import release
 
-    cfg = _plain(_compose(overrides), resolve=True)
+    cfg = _plain(_compose(overrides, command="release"), resolve=True)
     report = release(cfg, out)
     metrics = ", ".join(f"{k}={v:g}" for k, v in list(report.metrics.items())[:6])
     print(f"privrec: released {report.transform} data to {out}/ ({metrics})")
     return 0
 
 
+def _check_writable(out: Path, *, what: str) -> None:
+    """A one-line error, before any work, when the output folder ``out`` cannot be created: the nearest folder
+    that exists must let this process create a folder in it (tried, and removed at once)."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{what} must be a folder; got {str(out)!r}, which is a file.")
+    parent = out.absolute().parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    try:
+        if not parent.is_dir():
+            raise NotADirectoryError(str(parent))
+        Path(tempfile.mkdtemp(prefix=".privrec-check-", dir=parent)).rmdir()
+    except OSError as exc:
+        raise ConfigError(f"{what} must be a folder privrec can create; got {str(out)!r} "
+                          f"({type(exc).__name__} in {str(parent)!r}).") from None
+
+
+def _first_missing(folder: Path) -> Path | None:
+    """The outermost folder of ``folder``'s path that does not exist yet (what ``mkdir(parents=True)`` creates)."""
+    missing = None
+    for path in (folder.absolute(), *folder.absolute().parents):
+        if path.exists():
+            break
+        missing = path
+    return missing
+
+
 # ---------------------------------------------------------------------------- report
 def _report(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="privrec report", description="frontier figure and tables of a sweep")
+    parser = _Parser(prog="privrec report", description="frontier figure and tables of a sweep")
     parser.add_argument("--tracking-uri", default=None, help="MLflow store (default: $MLFLOW_TRACKING_URI or "
                         "sqlite:///mlflow.db)")
     parser.add_argument("--experiment", default="privrec", help="MLflow experiment (a preset logs to its own)")
@@ -427,6 +736,8 @@ def _report(argv: list[str]) -> int:
     parser.add_argument("--measure", action="append", default=[], help="extra metric columns for the table")
     parser.add_argument("--out", default=None, help="output folder (default: report/<experiment>)")
     args = parser.parse_args(argv)
+    out = Path(args.out or Path("report") / args.experiment)
+    _check_writable(out, what="report --out")
     import gc
 
     from privrec.reporting import default_x, write_report
@@ -446,11 +757,16 @@ def _report(argv: list[str]) -> int:
         print(f"privrec: sweep {runs.attrs['sweep_run_id']} is {state}: {done}; the figure says so.",
               file=sys.stderr)
         title = f"{args.experiment}: {state} sweep, {done}"
-    out = Path(args.out or Path("report") / args.experiment)
+    created = _first_missing(out)
     out.mkdir(parents=True, exist_ok=True)
     group = None if args.group.lower() == "none" else args.group
-    paths = write_report(runs, x=x, y=args.y, out_dir=out, group=group, panels=args.panels, baseline=args.baseline,
-                         measures=args.measure, title=title)
+    try:
+        paths = write_report(runs, x=x, y=args.y, out_dir=out, group=group, panels=args.panels,
+                             baseline=args.baseline, measures=args.measure, title=title)
+    except BaseException:
+        if created is not None:  # no partial output: the folders this command created go again
+            shutil.rmtree(created, ignore_errors=True)
+        raise
     parent = runs.attrs.get("sweep_run_id")
     if parent:
         log_report_artifacts(runs.attrs.get("tracking_uri"), parent, list(paths.values()))
@@ -463,7 +779,7 @@ def _report(argv: list[str]) -> int:
 
 # ---------------------------------------------------------------------------- reproduce
 def _reproduce(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="privrec reproduce")
+    parser = _Parser(prog="privrec reproduce")
     parser.add_argument("run_id")
     parser.add_argument("--tracking-uri", default=None)
     parser.add_argument("--data-dir", default=None)
@@ -486,7 +802,7 @@ def _reproduce(argv: list[str]) -> int:
 
 # ---------------------------------------------------------------------------- sync
 def _sync(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="privrec sync", description="write saved run records into a store")
+    parser = _Parser(prog="privrec sync", description="write saved run records into a store")
     parser.add_argument("folders", nargs="+", help="run folders (searched recursively for record.json)")
     parser.add_argument("--tracking-uri", default=None, help="target store (default: the one each run was "
                         "configured with)")
@@ -521,7 +837,7 @@ def _sync(argv: list[str]) -> int:
         try:
             result = write_record(store, record, parent_run_id=parent)
         except Exception as exc:  # the store still fails: one line (as `privrec run` says it), the file is kept
-            if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            if _debug():
                 raise
             print(f"privrec: error: {path} could not be written to {store.uri} ({type(exc).__name__}: "
                   f"{(str(exc).strip().splitlines() or [''])[0][:300]}); it is kept - fix the store and run "
@@ -536,7 +852,7 @@ def _sync(argv: list[str]) -> int:
 
 # ---------------------------------------------------------------------------- ui
 def _ui(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="privrec ui")
+    parser = _Parser(prog="privrec ui")
     parser.add_argument("--port", type=int, default=5000)
     parser.add_argument("--tracking-uri", default=None)
     args = parser.parse_args(argv)
@@ -562,14 +878,13 @@ def _one_line_warning(message: Warning | str, category: type[Warning], filename:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import warnings
-
     warnings.formatwarning = _one_line_warning
     argv = list(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in argv or os.environ.get("HYDRA_FULL_ERROR") == "1"
+    debug = "--debug" in argv or "1" in (os.environ.get("HYDRA_FULL_ERROR"), os.environ.get(DEBUG_ENV))
     argv = [a for a in argv if a != "--debug"]
     if debug:
         os.environ["HYDRA_FULL_ERROR"] = "1"
+        os.environ[DEBUG_ENV] = "1"  # a sweep's workers inherit it
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(USAGE)
         return 0
@@ -597,4 +912,8 @@ def entry() -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    entry()
+    # ``python -m privrec.cli`` runs this file as __main__: use the module privrec.cli itself, so that a sweep's
+    # workers (which import privrec.cli) and this process share one task function and one _STATE.
+    from privrec.cli import entry as _entry
+
+    _entry()

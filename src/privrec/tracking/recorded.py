@@ -48,6 +48,13 @@ def load_recorded_run(run_id: str, *, tracking_uri: str | None = None) -> Record
         except Exception:  # noqa: BLE001 - MLflow raises several types for a missing artifact
             raise ConfigError(f"reproduce needs the run's config/resolved.yaml artifact; run {run_id!r} has none "
                               f"(not a privrec run, or a sweep's parent run).") from None
-        config = yaml.safe_load(Path(path).read_text())
+        try:
+            config = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+            raise ConfigError(f"reproduce needs a readable config/resolved.yaml (YAML); run {run_id!r} has one "
+                              f"that is not ({type(exc).__name__}).") from None
+    if not isinstance(config, dict) or not all(isinstance(k, str) for k in config):
+        raise ConfigError(f"reproduce needs a config/resolved.yaml that is a mapping of keys to values; run "
+                          f"{run_id!r} has a {type(config).__name__}.")
     return RecordedRun(run_id=run_id, status=run.info.status, config=config, metrics=dict(run.data.metrics),
                        tags=dict(run.data.tags))
