@@ -190,3 +190,36 @@ def test_help_lists_the_commands(tmp_path, shared_data_dir):
     assert proc.returncode == 0
     for command in ("run", "release", "report", "reproduce", "data fetch", "ui"):
         assert command in proc.stdout
+
+
+def test_a_key_on_the_command_line_is_refused_before_anything_is_written(tmp_path, shared_data_dir):
+    proc = _privrec(["run", "privacy=pseudonymization", "privacy.key=s3cr3t-value"], tmp_path, shared_data_dir)
+    assert proc.returncode == 2
+    assert "privrec: error: privacy.key must not be given" in proc.stderr and "key_file" in proc.stderr
+    assert "s3cr3t" not in proc.stdout + proc.stderr
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert not any("s3cr3t" in p.read_text(errors="ignore") for p in written)
+    assert not (tmp_path / "outputs").exists() and not (tmp_path / "multirun").exists()
+
+
+@pytest.mark.slow
+def test_release_replaces_ids_unless_keep_ids(tmp_path, shared_data_dir):
+    fresh = _privrec(["release", "privacy=consent_drop", "out=fresh"], tmp_path, shared_data_dir)
+    kept = _privrec(["release", "privacy=consent_drop", "out=kept", "keep_ids=true"], tmp_path, shared_data_dir)
+    assert fresh.returncode == 0 and kept.returncode == 0, fresh.stderr + kept.stderr
+    import pandas as pd
+
+    users_fresh = pd.read_csv(tmp_path / "fresh" / "users.tsv", sep="\t", dtype=str)
+    users_kept = pd.read_csv(tmp_path / "kept" / "users.tsv", sep="\t", dtype=str)
+    assert users_fresh["user_id"].str.startswith("u").all() and not users_kept["user_id"].str.startswith("u").any()
+    assert "PrivacyLeakWarning" in kept.stderr and "PrivacyLeakWarning" not in fresh.stderr
+    bad = _privrec(["release", "privacy=consent_drop", "out=bad", "keep_ids=maybe"], tmp_path, shared_data_dir)
+    assert bad.returncode == 2 and not (tmp_path / "bad").exists()
+
+
+def test_data_info_prints_both_digests(tmp_path, shared_data_dir):
+    proc = _privrec(["data", "info"], tmp_path, shared_data_dir)
+    assert proc.returncode == 0, proc.stderr
+    raw = [line for line in proc.stdout.splitlines() if line.startswith("sha256 (raw files)")]
+    pre = [line for line in proc.stdout.splitlines() if line.startswith("sha256 (preprocessed)")]
+    assert len(raw) == 1 and len(pre) == 1 and raw[0].split()[-1] != pre[0].split()[-1]

@@ -102,7 +102,15 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _check_choices(overrides: list[str], conf: Path) -> None:
-    """One-line errors for unknown config-group options (``model=nope``) before Hydra composes anything."""
+    """One-line errors, before Hydra composes (or writes) anything, for a secret given on the command line
+    (``privacy.key=...``: Hydra would write it into the job's folders) and unknown config-group options."""
+    for arg in overrides:
+        key, sep, value = arg.partition("=")
+        key = key.lstrip("+~").strip()
+        if sep and _secret(key) and value.strip() not in ("", "null", "~"):
+            raise ConfigError(f"{key} must not be given on the command line or in a config (it would be written to "
+                              f"Hydra's folders and logs); got a value (not shown). Put the key in a file "
+                              f"(privacy.key_file=PATH) or in the environment variable PRIVREC_PSEUDONYM_KEY.")
     groups = {p.name for p in conf.iterdir() if p.is_dir() and not p.name.startswith((".", "_", "hydra"))}
     for arg in overrides:
         if "=" not in arg or arg.startswith(("hydra.", "+", "~")):
@@ -662,20 +670,25 @@ def _data(argv: list[str]) -> int:
         return 0
     cfg = _plain(_compose(args.rest, command="data info"), resolve=True)
     from privrec.data.fetch import describe
-    from privrec.experiment import load_data
+    from privrec.experiment import load_inputs
 
-    data, _stats = load_data(cfg["dataset"], cfg.get("preprocess"), args.data_dir or cfg["data_dir"])
-    info = describe(data)
-    width = max(map(len, info))
+    loaded = load_inputs(cfg["dataset"], cfg.get("preprocess"), args.data_dir or cfg["data_dir"])
+    info = describe(loaded.data)
+    width = max(map(len, [*info, "sha256 (preprocessed)"]))
     print("\n".join(f"{k:<{width}}  {v}" for k, v in info.items()))
-    print(f"{'sha256':<{width}}  {data.checksum()}")
+    print(f"{'sha256 (raw files)':<{width}}  {loaded.sha256}")
+    print(f"{'sha256 (preprocessed)':<{width}}  {loaded.preprocessed_sha256}")
     return 0
 
 
 # ---------------------------------------------------------------------------- release
 def _release(argv: list[str]) -> int:
     outs = [a.partition("=")[2] for a in argv if a.startswith("out=")]
-    overrides = [a for a in argv if not a.startswith("out=")]
+    keep = [a.partition("=")[2].strip().lower() for a in argv if a.startswith("keep_ids=")]
+    overrides = [a for a in argv if not a.startswith(("out=", "keep_ids="))]
+    if len(keep) > 1 or (keep and keep[0] not in ("true", "false")):
+        raise ConfigError(f"release keep_ids must be true or false, once; got {keep}.")
+    keep_ids = bool(keep) and keep[0] == "true"
     if len(outs) != 1 or not outs[0]:
         raise ConfigError(f"release needs exactly one out=DIR; got {len(outs)}. Example: privrec release out=released/")
     out = Path(outs[0])
@@ -686,7 +699,7 @@ def _release(argv: list[str]) -> int:
     from privrec.release import release
 
     cfg = _plain(_compose(overrides, command="release"), resolve=True)
-    report = release(cfg, out)
+    report = release(cfg, out, keep_ids=keep_ids)
     metrics = ", ".join(f"{k}={v:g}" for k, v in list(report.metrics.items())[:6])
     print(f"privrec: released {report.transform} data to {out}/ ({metrics})")
     return 0
