@@ -148,3 +148,61 @@ def test_min_segment_users_is_read_from_the_evaluation_block(tmp_path):
     cfg["evaluation"]["min_segment_users"] = -1
     with pytest.raises(ConfigError, match=r"evaluation\.min_segment_users must be a non-negative integer; got -1"):
         experiment.run(cfg)
+
+
+def _same_metrics(a, b, keys=None):
+    keys = [k for k in a.metrics if not k.startswith("time/")] if keys is None else keys
+    return [k for k in keys
+            if not (a.metrics[k] == b.metrics[k] or (np.isnan(a.metrics[k]) and np.isnan(b.metrics[k])))]
+
+
+@pytest.mark.slow
+def test_the_defaults_of_tuning_and_exclude_change_no_number(shared_data_dir):
+    # the config as it was before tuning and evaluation.exclude existed, and with their defaults spelled out
+    before = experiment.run(_cfg(shared_data_dir))
+    spelled = experiment.run(_cfg(shared_data_dir, tuning={"method": "none"},
+                                  evaluation={"cutoffs": [10, 20], "segment_by": ["gender"], "exclude": "released"}))
+    assert before.metrics.keys() == spelled.metrics.keys() and not _same_metrics(before, spelled)
+    assert set(spelled.params) - set(before.params) == {"tuning.method", "evaluation.exclude"}
+    assert not any(k.startswith("tuned.") for k in spelled.params)
+    # consent drop releases a subset of the training data: no test interaction is in the release
+    assert before.metrics["data/test_in_release_share"] == 0.0
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:.*test interactions also appear in train")
+def test_profile_k_anonymity_releases_test_items_and_exclude_decides_what_they_count(shared_data_dir):
+    from privrec.data.split import RandomHoldout
+    from privrec.random import streams
+
+    kanon = {"_target_": "privrec.privacy.ProfileKAnonymity", "k": 2}
+    released = experiment.run(_cfg(shared_data_dir, privacy=kanon))
+    everything = experiment.run(_cfg(shared_data_dir, privacy=kanon,
+                                     evaluation={"cutoffs": [10, 20], "segment_by": ["gender"], "exclude": "none"}))
+    share = released.metrics["data/test_in_release_share"]
+    assert 0.25 < share < 0.45  # ~34 % on ML-100K at k=2: merged profiles hold other members' items
+    assert everything.metrics["data/test_in_release_share"] == share  # a fact about the data, not the choice
+    assert released.metrics["eval/ndcg_at_10"] != everything.metrics["eval/ndcg_at_10"]
+    assert everything.params["evaluation.exclude"] == "none"
+    # the share, re-measured by hand on the run's own split and release
+    p = experiment.plan(_cfg(shared_data_dir, privacy=kanon))
+    data, _ = experiment.load_data(p.cfg["dataset"], p.cfg["preprocess"], shared_data_dir)
+    rngs = streams(0)
+    split = RandomHoldout(fraction=0.2).split(data, rng=rngs.split)
+    release = p.transform.apply(split.train, rng=rngs.privacy).data
+    pairs = set(zip(release.user_idx.tolist(), release.item_idx.tolist(), strict=True))
+    test = set(zip(split.test.user_idx.tolist(), split.test.item_idx.tolist(), strict=True))
+    assert share == pytest.approx(len(test & pairs) / len(test))
+
+
+def test_a_tuned_run_records_what_it_fitted(tmp_path):
+    cfg = _cfg(tmp_path, dataset={"_target_": "privrec.data.loaders.Synthetic", "n_users": 120, "n_items": 60,
+                                  "n_interactions": 2000},
+               model={"_target_": "privrec.models.ALS", "factors": 8, "iterations": 3, "regularization": 0.05},
+               evaluation={"cutoffs": [5, 10], "segment_by": []},
+               tuning={"method": "grid", "metric": "recall_at_10", "grid": {"als": {"regularization": [0.05, 10.0]}}})
+    record = experiment.run(cfg)
+    assert record.params["tuned.regularization"] in {"0.05", "10.0"}
+    assert record.params["model.regularization"] == "0.05"  # the configured value is kept
+    assert 0 <= record.metrics["tuning/validation_recall_at_10"] <= 1 and record.metrics["tuning/candidates"] == 2
+    assert record.metrics["time/tune_s"] > 0 and "tuning.json" in record.artifacts

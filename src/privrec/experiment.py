@@ -1,7 +1,9 @@
 """``run(cfg) -> RunRecord``: the pure pipeline (no Hydra import, no tracker, no store).
 
-load -> preprocess -> split -> privacy treatment (train part only) -> fit -> evaluate against the true
-held-out behaviour of every user (consented and opted-out alike) -> attacks. :func:`run` returns a frozen
+load -> preprocess -> split -> privacy treatment (train part only) -> [tuning on the treated training data
+only, ``tuning=grid``: :mod:`privrec.tuning`] -> fit -> evaluate against the true held-out behaviour of every
+user (consented and opted-out alike; ``evaluation.exclude`` says whether the released profile's items are
+candidates) -> attacks. :func:`run` returns a frozen
 :class:`~privrec.tracking.record.RunRecord` (params, metrics, tags and the content of every artifact, the
 ``.hydra`` files included, captured while the run happens); writing it into a store is the caller's business
 (:func:`privrec.tracking.write_record`). :func:`plan` builds and validates every component first, so a bad
@@ -30,11 +32,13 @@ from privrec.config import accepts, build, flatten
 from privrec.data.dataset import Dataset
 from privrec.data.digest import LoadResult, Source
 from privrec.errors import ConfigError, PrivRecError
-from privrec.random import streams
+from privrec.random import STREAM_NAMES, streams
 from privrec.tracking.record import RunRecord, now_ms
+from privrec.tuning import GridSearch, TuningResult
+from privrec.tuning import from_config as tuning_from_config
 
 __all__ = ["STAGES", "LoadedData", "Plan", "config_sha256", "default_run_name", "failed_record", "is_secret",
-           "load_data", "load_inputs", "plan", "run", "segments_for"]
+           "load_data", "load_inputs", "plan", "run", "segments_for", "share_of_test_in_release", "tuning_rng"]
 
 STAGES = ("load", "split", "privacy", "fit", "evaluate", "attack", "record")
 _LIBRARIES = ("implicit", "numpy", "scipy", "pandas", "mlflow", "hydra-core", "threadpoolctl")
@@ -123,7 +127,10 @@ def segments_for(train: Dataset, withheld: np.ndarray | None, attributes: list[s
 
 @dataclass(frozen=True)
 class Plan:
-    """A validated config with every component built (nothing computed yet)."""
+    """A validated config with every component built (nothing computed yet).
+
+    ``tuner``: the ``tuning`` node (``None`` for ``tuning=none``); ``exclude_seen``: ``evaluation.exclude``
+    (``released``: true)."""
 
     cfg: Mapping[str, Any]
     splitter: Any
@@ -133,6 +140,12 @@ class Plan:
     cutoffs: tuple[int, ...]
     segment_by: tuple[str, ...]
     batch_size: int
+    tuner: GridSearch | None = None
+    exclude_seen: bool = True
+
+
+#: ``evaluation.exclude`` -> whether evaluation removes the items of a user's released profile from the candidates.
+EXCLUDE_CHOICES = {"released": True, "none": False}
 
 
 def plan(cfg: Mapping[str, Any] | Plan) -> Plan:
@@ -152,9 +165,34 @@ def plan(cfg: Mapping[str, Any] | Plan) -> Plan:
 
     if "min_segment_users" in eval_cfg:
         check_min_segment_users(eval_cfg["min_segment_users"])
-    return Plan(cfg=cfg, splitter=build(cfg["split"], name="split"), transform=build(cfg["privacy"], name="privacy"),
-                model=build_model(cfg), attacks=build(cfg.get("attack") or {}, name="attack"), cutoffs=cutoffs,
-                segment_by=tuple(eval_cfg.get("segment_by") or ()), batch_size=int(eval_cfg.get("batch_size", 2048)))
+    exclude = eval_cfg.get("exclude", "released")
+    if not isinstance(exclude, str) or exclude not in EXCLUDE_CHOICES:
+        raise ConfigError(f"evaluation.exclude must be one of {list(EXCLUDE_CHOICES)}; got {exclude!r}.")
+    splitter, transform = build(cfg["split"], name="split"), build(cfg["privacy"], name="privacy")
+    model, attacks = build_model(cfg), build(cfg.get("attack") or {}, name="attack")
+    tuner = tuning_from_config(cfg.get("tuning"), cutoffs=cutoffs)
+    if tuner is not None:
+        tuner.candidates(model)  # a grid the model cannot take fails here, before any work
+    return Plan(cfg=cfg, splitter=splitter, transform=transform, model=model, attacks=attacks, cutoffs=cutoffs,
+                segment_by=tuple(eval_cfg.get("segment_by") or ()), batch_size=int(eval_cfg.get("batch_size", 2048)),
+                tuner=tuner, exclude_seen=EXCLUDE_CHOICES[exclude])
+
+
+def tuning_rng(seed: int) -> np.random.Generator:
+    """The run's tuning stream: the child of ``seed`` that appending ``"tuning"`` to
+    :data:`privrec.random.STREAM_NAMES` would give, so every other stream is unchanged by tuning."""
+    child = np.random.SeedSequence(int(seed), spawn_key=(len(STREAM_NAMES),))
+    return np.random.Generator(np.random.PCG64(child))
+
+
+def share_of_test_in_release(released: Dataset, test: Dataset) -> float:
+    """The share of (distinct) test interactions that the released training profiles already contain: the
+    test items that ``evaluation.exclude=released`` removes from the candidates, so they count as misses.
+    NaN without test interactions."""
+    test_csr = test.to_csr(binary=True)
+    if test_csr.nnz == 0:
+        return float("nan")
+    return released.to_csr(binary=True).multiply(test_csr).nnz / test_csr.nnz
 
 
 def run(
@@ -195,7 +233,13 @@ def run(
 
     t = time.perf_counter()
     stage("fit")
-    model = p.model.fit(treated.data, rng=rngs.model)
+    tuned: TuningResult | None = None
+    if p.tuner is not None:  # choose on the treated training data only; the test split is never passed
+        tuned = p.tuner.tune(p.model, treated.data, rng=tuning_rng(rngs.seed), exclude_seen=p.exclude_seen,
+                             batch_size=p.batch_size)
+        timings["tune"] = time.perf_counter() - t
+        t = time.perf_counter()
+    model = (p.model if tuned is None else tuned.model).fit(treated.data, rng=rngs.model)
     timings["fit"] = time.perf_counter() - t
 
     in_executor = attack_executor is not None and bool(p.attacks)
@@ -212,7 +256,7 @@ def run(
                             min_users=(cfg.get("evaluation") or {}).get("min_segment_users"))
     true_popularity = (split.train.to_csr(binary=True).sum(axis=0).A1 / max(1, split.train.n_users))
     evaluation = evaluate(model, treated.data, split.test, cutoffs=p.cutoffs, segments=segments,
-                          item_popularity=true_popularity, batch_size=p.batch_size)
+                          item_popularity=true_popularity, batch_size=p.batch_size, exclude_seen=p.exclude_seen)
     timings["evaluate"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -234,6 +278,9 @@ def run(
     metrics["data/test_users"] = float((split.test.user_counts > 0).sum())
     metrics["data/train_interactions"] = float(split.train.n_interactions)
     metrics["data/released_interactions"] = float(treated.data.n_interactions)
+    metrics["data/test_in_release_share"] = share_of_test_in_release(treated.data, split.test)
+    if tuned is not None:
+        metrics.update(tuned.to_metrics())
     metrics["model/fallback_users"] = float(getattr(model, "n_fallback_users_", 0))
     metrics.update({f"time/{k}_s": v for k, v in timings.items()})
     tags = {**_base_tags(cfg), "data.sha256": loaded.sha256, "data.preprocessed_sha256": loaded.preprocessed_sha256,
@@ -247,8 +294,16 @@ def run(
                  "preprocess_stats.json": json.dumps(dict(pre_stats), indent=2)}
     if model_report is not None:
         artifacts["model_privacy_report.json"] = json.dumps(model_report.to_dict(), indent=2, sort_keys=True)
+        tags["privacy.model"] = model_report.transform
+        units = sorted(model_report.groups.get("unit", {}))  # a DP model names its privacy unit (user, interaction)
+        if units:
+            tags["privacy.model.unit"] = ",".join(units)
+    params = flatten(cfg)
+    if tuned is not None:  # what was fitted; model.* stays what was configured
+        params.update(tuned.to_params())
+        artifacts["tuning.json"] = tuned.to_json()
     return RunRecord(run_name=_run_name(cfg), status="FINISHED", start_time=start, end_time=now_ms(),
-                     params=redact(flatten(cfg)), metrics=metrics, tags=tags, artifacts=artifacts)
+                     params=redact(params), metrics=metrics, tags=tags, artifacts=artifacts)
 
 
 def failed_record(cfg: Mapping[str, Any], error: BaseException, *, start_time: int,
@@ -302,7 +357,7 @@ def run_attacks(attacks: Mapping[str, Any], split: Any, treated: Any, model: Any
 
     target = AttackTarget(original=split.train, released=treated.data, test=split.test, model=model,
                           withheld=treated.withheld if treated.withheld is not None and treated.withheld.any()
-                          else None)
+                          else None, report=treated.report)
     metrics: dict[str, float] = {}
     missing: dict[str, str] = {}
     for attack, child in zip(attacks.values(), rng.spawn(len(attacks)), strict=True):

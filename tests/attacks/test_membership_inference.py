@@ -12,7 +12,8 @@ from privrec.testing.attacks import AttackConformance
 
 class TestMembershipInferenceConformance(AttackConformance):
     model_metrics = ("mia_auc_test", "mia_tpr_at_1fpr_test", "mia_auc_random", "mia_tpr_at_1fpr_random",
-                     "mia_user_auc", "mia_user_tpr_at_1fpr")
+                     "mia_auc_original", "mia_tpr_at_1fpr_original", "mia_auc_original_random",
+                     "mia_tpr_at_1fpr_original_random", "mia_user_auc", "mia_user_tpr_at_1fpr")
 
     def make_attack(self):
         return MembershipInference(negatives=2)
@@ -107,8 +108,7 @@ def test_without_a_model_everything_is_missing(rng):
     train, test = split()
     res = MembershipInference().run(AttackTarget(original=train, released=train, test=test), rng=rng)
     assert res.metrics == {}
-    assert set(res.missing) == {"mia_auc_test", "mia_tpr_at_1fpr_test", "mia_auc_random", "mia_tpr_at_1fpr_random",
-                                "mia_user_auc", "mia_user_tpr_at_1fpr"}
+    assert set(res.missing) == set(TestMembershipInferenceConformance.model_metrics)
 
 
 def test_works_with_a_real_model(rng):
@@ -156,3 +156,66 @@ def test_average_rank_matches_scipy_rankdata():
             rows[0, 3], rows[1, 2] = np.inf, -np.inf
         r, c = rng.integers(0, 7, 40), rng.integers(0, 13, 40)
         np.testing.assert_allclose(_average_rank(rows, r, c), rankdata(rows, method="average", axis=1)[r, c])
+
+
+# ---------------------------------------------------------------------- membership on the truth
+def test_on_the_truth_equals_the_released_variant_when_nothing_changed(rng):
+    train, test = split(seed=9)
+    model = FakeModel(train.to_csr(binary=True).toarray() + np.random.default_rng(2).random((80, 60)))
+    res = MembershipInference(negatives=2).run(AttackTarget(original=train, released=train, test=test, model=model),
+                                               rng=rng)
+    assert res.metrics["mia_auc_original"] == res.metrics["mia_auc_test"]
+    assert res.metrics["mia_tpr_at_1fpr_original"] == res.metrics["mia_tpr_at_1fpr_test"]
+    assert abs(res.metrics["mia_auc_original_random"] - res.metrics["mia_auc_random"]) < 0.05  # fresh draws
+
+
+def test_on_the_truth_a_release_holding_the_test_items_leaks_no_history(rng):
+    """A treatment that puts every held-out item into the release (as microaggregation can): a model that
+    memorises the release scores members and held-out items alike -- the released variant has no held-out
+    non-members left; on the truth the held-out items are non-members and the AUC is about 0.5 (within a user,
+    members and held-out items tie; pooled over users of different profile sizes the tied percentiles differ
+    a little), while items in neither set still score 0 (AUC 1)."""
+    train, test = split(seed=10)
+    both = train.with_interactions(np.concatenate([train.user_idx, test.user_idx]),
+                                   np.concatenate([train.item_idx, test.item_idx]),
+                                   np.ones(train.n_interactions + test.n_interactions, dtype=np.float32), None)
+    res = MembershipInference().run(AttackTarget(original=train, released=both, test=test, model=memorizer(both)),
+                                    rng=rng)
+    assert "mia_auc_test" in res.missing
+    assert abs(res.metrics["mia_auc_original"] - 0.5) < 0.05
+    assert res.metrics["mia_auc_original_random"] == 1.0
+
+
+def test_on_the_truth_members_are_the_original_pairs(rng):
+    """A release with half of every profile replaced by noise: the released variant sees a perfect fit of the
+    treated data; on the truth only the kept half scores high."""
+    train, test = split(seed=11)
+    r = np.random.default_rng(0)
+    keep = r.random(train.n_interactions) < 0.5
+    noise_u = r.integers(0, train.n_users, 2000)
+    noise_i = r.integers(0, train.n_items, 2000)
+    released = train.with_interactions(np.concatenate([train.user_idx[keep], noise_u]),
+                                       np.concatenate([train.item_idx[keep], noise_i]),
+                                       np.ones(int(keep.sum()) + 2000, dtype=np.float32), None)
+    res = MembershipInference().run(AttackTarget(original=train, released=released, test=test,
+                                                 model=memorizer(released)), rng=rng)
+    assert res.metrics["mia_auc_test"] == 1.0
+    assert 0.6 < res.metrics["mia_auc_original"] < 0.9
+
+
+def test_released_variant_is_unchanged_by_the_truth_variant():
+    """Known values from the implementation before ``mia_auc_original`` existed (same target, same seed)."""
+    data = random_dataset(n_users=80, n_items=60, density=0.2, seed=11, min_items=5)
+    r = np.random.default_rng(11)
+    is_test = r.random(data.n_interactions) < 0.2
+    train, test = data.subset(~is_test), data.subset(is_test)
+    withheld = np.arange(80) % 4 == 0
+    released = train.subset(~withheld[train.user_idx] & (r.random(train.n_interactions) < 0.7))
+    scores = released.to_csr(binary=True).toarray() + np.random.default_rng(5).random((80, 60))
+    target = AttackTarget(original=train, released=released, test=test, model=FakeModel(scores), withheld=withheld)
+    res = MembershipInference(negatives=2).run(target, rng=np.random.default_rng(4))
+    before = {"mia_users": 60.0, "mia_user_members": 60.0, "mia_user_nonmembers": 20.0,
+              "mia_auc_test": 0.9928051823926087, "mia_tpr_at_1fpr_test": 0.8408644400785854,
+              "mia_auc_random": 0.9954560542841815, "mia_tpr_at_1fpr_random": 0.8408644400785854,
+              "mia_user_auc": 0.9958333333333333, "mia_user_tpr_at_1fpr": 0.95}
+    assert {k: res.metrics[k] for k in before} == before

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from privrec.attacks import AttackTarget, AttributeInference, MembershipInference, ReIdentification
+from privrec.attacks import AttackTarget, AttributeInference, DPAudit, MembershipInference, ReIdentification
 from privrec.data.loaders import MovieLens100K
-from privrec.models import ALS
+from privrec.models import ALS, DPALS
 
 
 @pytest.fixture(scope="module")
@@ -37,3 +37,24 @@ def test_membership_of_an_als_model(ml100k, rng):
     model = ALS(factors=32, regularization=0.05, iterations=10).fit(train, rng=np.random.default_rng(0))
     res = MembershipInference().run(AttackTarget(original=train, released=train, test=test, model=model), rng=rng)
     assert res.metrics["mia_auc_random"] > res.metrics["mia_auc_test"] > 0.5
+
+
+class _BrokenDPALS(DPALS):
+    """DP-ALS with its noise cut 1000x (the sensitivity it scales by), still claiming the configured epsilon."""
+
+    def sensitivity(self) -> float:
+        return super().sensitivity() / 1000
+
+
+@pytest.mark.parametrize(("model", "flagged"), [(_BrokenDPALS(epsilon=1.0), True), (DPALS(epsilon=1.0), False)])
+def test_dp_audit_flags_a_broken_dp_als_and_not_an_honest_one(ml100k, model, flagged):
+    train, test = ml100k
+    model = model.fit(train, rng=np.random.default_rng(0))
+    res = DPAudit().run(AttackTarget(original=train, released=train, test=test, model=model),
+                        rng=np.random.default_rng(0))
+    assert res.metrics["dp_audit_canaries"] == 500 and res.metrics["dp_audit_guesses"] == 250
+    assert res.metrics["dp_bound_violated"] == float(flagged)
+    if flagged:  # every guess right: the largest bound 250 guesses can give
+        assert res.metrics["epsilon_lower_bound"] > 4.0
+    else:
+        assert res.metrics["epsilon_lower_bound"] < 0.5

@@ -15,6 +15,7 @@ from numpy.typing import NDArray
 
 from privrec.data.dataset import Dataset
 from privrec.errors import ConfigError, DataValidationError
+from privrec.privacy.base import PrivacyReport
 
 __all__ = ["Attack", "AttackResult", "AttackTarget"]
 
@@ -27,7 +28,9 @@ class AttackTarget:
     the adversary's auxiliary knowledge. ``released``: the treated training data (same vocabularies;
     opted-out users are empty rows). ``test``: the held-out interactions (same vocabularies). ``model``: the
     recommender fitted on ``released`` (a privrec model), or ``None``. ``withheld``: boolean mask over user
-    indices of the users who opted out, or ``None`` when unknown or nobody did.
+    indices of the users who opted out, or ``None`` when unknown or nobody did. ``report``: the treatment's
+    :class:`~privrec.privacy.PrivacyReport` (what it claims and measured), or ``None`` when unknown; an attack
+    that audits a claimed guarantee (:class:`~privrec.attacks.DPAudit`) reads it.
 
     Index *i* is the same person in all three datasets, in the model and in ``withheld``; built targets are
     checked for that (same vocabularies, mask of the right shape).
@@ -38,6 +41,7 @@ class AttackTarget:
     test: Dataset
     model: Any | None = None
     withheld: NDArray[np.bool_] | None = None
+    report: PrivacyReport | None = None
 
     def __post_init__(self) -> None:
         for name in ("original", "released", "test"):
@@ -53,6 +57,9 @@ class AttackTarget:
                     f"{other.n_users} users x {other.n_items} items vs {self.original.n_users} x "
                     f"{self.original.n_items} (or other ids). Transforms never shrink the vocabularies."
                 )
+        if self.report is not None and not isinstance(self.report, PrivacyReport):
+            raise DataValidationError(f"AttackTarget.report must be a privrec PrivacyReport or None; got "
+                                      f"{type(self.report).__name__}.")
         if self.withheld is not None:
             mask = np.asarray(self.withheld)
             if mask.dtype != np.bool_ or mask.shape != (self.original.n_users,):

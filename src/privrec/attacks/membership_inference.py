@@ -17,6 +17,9 @@ __all__ = ["MembershipInference"]
 _OWNER = "membership_inference"
 _FPR = 0.01
 _MAX_ROUNDS = 64
+#: Membership on the truth: original training pairs as members, vs held-out and vs random non-members.
+_ORIGINAL_NAMES = ("mia_auc_original", "mia_tpr_at_1fpr_original", "mia_auc_original_random",
+                   "mia_tpr_at_1fpr_original_random")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -38,6 +41,22 @@ class MembershipInference:
       training data -> ``mia_auc_test``, ``mia_tpr_at_1fpr_test``;
     - ``random``: ``negatives`` items per member pair, drawn uniformly among the items the user has neither
       in original, released nor test data -> ``mia_auc_random``, ``mia_tpr_at_1fpr_random``.
+
+    **On the truth** (``mia_auc_original``...): the same users, but the members are their *original*,
+    pre-treatment training pairs (``target.original``) instead of the released ones. The released variant
+    asks how well the model fits what it was trained on; after a treatment that changes profiles
+    (microaggregation, randomized response) that is the treated data, not anyone's history. This variant asks
+    what the model leaks about the users' *true* training history. Non-members are judged against the truth
+    too: the same users' held-out pairs that are not in their original training data
+    (``mia_auc_original``, ``mia_tpr_at_1fpr_original``), and ``negatives`` fresh uniform items per original
+    member pair among the items the user has neither in original nor test data
+    (``mia_auc_original_random``, ``mia_tpr_at_1fpr_original_random``). Unlike the released variant, a
+    held-out pair that the treatment happened to put into the release (a flipped bit, an item of the user's
+    group) stays a non-member: the model scoring it high is the treatment's noise, not leaked history. When
+    nothing changed a profile (no treatment, consent drop) both non-member sets equal the released
+    variant's. The users are the released variant's (users with a released row), so opted-out users are
+    covered by the user level below, not here. These pairs are scored in the same pass (same users, so the
+    released variant's numbers are unchanged), and their random non-members are drawn after every other draw.
 
     **User level** (only when ``target.withheld`` marks someone): does the model reveal *whether a user was
     in the training data*? A user's signal is the mean percentile of their original training items under the
@@ -70,7 +89,8 @@ class MembershipInference:
         check_run_args("MembershipInference", target, rng)
         metrics: dict[str, float] = {}
         missing: dict[str, str] = {}
-        interaction_names = ("mia_auc_test", "mia_tpr_at_1fpr_test", "mia_auc_random", "mia_tpr_at_1fpr_random")
+        interaction_names = ("mia_auc_test", "mia_tpr_at_1fpr_test", "mia_auc_random", "mia_tpr_at_1fpr_random",
+                             *_ORIGINAL_NAMES)
         user_names = ("mia_user_auc", "mia_user_tpr_at_1fpr")
         model = target.model
         if model is None or not callable(getattr(model, "score", None)):
@@ -117,9 +137,23 @@ class MembershipInference:
                 group = np.concatenate([members, outsiders])
         group_u, group_i = _pairs(original[group], group)
 
-        # one scoring pass over both levels' pairs: each user's score row is sorted once
-        pct = self._percentiles(model, np.concatenate([all_u, group_u]), np.concatenate([all_i, group_i]), n_items)
-        pct, group_pct = pct[: len(all_u)], pct[len(all_u):]
+        # ---------------------------------------------------------- on the truth (same users, original members)
+        truth = original[users]
+        orig_u, orig_i = _pairs(truth, users)
+        true_held = test[users] - test[users].multiply(truth > 0)
+        true_held.eliminate_zeros()
+        true_u, true_i = _pairs(true_held.tocsr(), users)
+        true_known = ((truth + test[users]) > 0).astype(np.float32).tocsr()
+        # drawn after every draw above, so the released variant and the user level see the same stream as before
+        true_neg_u, true_neg_i = self._negatives(np.repeat(orig_u, self.negatives), true_known, users, n_items, rng)
+        truth_u = np.concatenate([orig_u, true_u, true_neg_u])
+        truth_i = np.concatenate([orig_i, true_i, true_neg_i])
+
+        # one scoring pass over every pair: each user's score row is sorted once (the truth pairs belong to the
+        # same users as the released members, so every score block is the same as without them)
+        pct = self._percentiles(model, np.concatenate([all_u, group_u, truth_u]),
+                                np.concatenate([all_i, group_i, truth_i]), n_items)
+        pct, group_pct, truth_pct = np.split(pct, [len(all_u), len(all_u) + len(group_u)])
 
         p_member, p_test, p_neg = np.split(pct, [len(member_u), len(member_u) + len(test_u)])
         for kind, non in (("test", p_test), ("random", p_neg)):
@@ -130,6 +164,16 @@ class MembershipInference:
                     missing[name] = f"no {what} interactions among {len(users)} users."
                 continue
             metrics[names[0]], metrics[names[1]] = _roc(p_member, non)
+
+        t_member, t_test, t_neg = np.split(truth_pct, [len(orig_u), len(orig_u) + len(true_u)])
+        for names, non, kind in ((_ORIGINAL_NAMES[:2], t_test, "held-out test"),
+                                 (_ORIGINAL_NAMES[2:], t_neg, "random non-member")):
+            if len(t_member) == 0 or len(non) == 0:
+                what = "original member" if len(t_member) == 0 else kind
+                for name in names:
+                    missing[name] = f"no {what} interactions among {len(users)} users."
+                continue
+            metrics[names[0]], metrics[names[1]] = _roc(t_member, non)
 
         if len(group):
             # mean per user: pairs are grouped by position in `group`

@@ -168,13 +168,15 @@ def evaluate(
     item_popularity: NDArray[np.float64] | None = None,
     batch_size: int = 2048,
     progress: bool = False,
+    exclude_seen: bool = True,
 ) -> Evaluation:
     """Evaluate a fitted ``model`` on ``test``, overall and per segment.
 
     Evaluated users are those with at least one ``test`` interaction; ``train`` and ``test`` must share their
     vocabularies, so user *i* is the same person in both. For each batch of them the model is asked for
-    ``recommend(users, n=max(cutoffs), exclude_seen=True)`` (ranking and beyond-accuracy metrics) and
-    ``score(users)`` (AUC over the whole catalogue minus the user's training items).
+    ``recommend(users, n=max(cutoffs), exclude_seen=exclude_seen)`` (ranking and beyond-accuracy metrics) and
+    ``score(users)`` (AUC over the whole catalogue minus the user's training items, or the whole catalogue
+    when ``exclude_seen`` is false).
 
     Metrics (see ``docs/metrics.md``): per user ``precision|recall|ndcg|map|mrr|hit_rate_at_K``, ``auc`` and
     ``mean_popularity_at_K``; per group of lists ``item_coverage_at_K`` and ``gini_exposure_at_K``; plus the
@@ -198,13 +200,18 @@ def evaluate(
         Users per call to the model.
     progress
         Show a progress bar over users.
+    exclude_seen
+        Whether the items of a user's row in ``train`` (the profile the model was trained on: the *released*
+        one after a privacy treatment) are removed from the candidates (and from AUC); the run's
+        ``evaluation.exclude`` (``released``: true, the default; ``none``: false).
 
     Notes
     -----
     Means: ``auc`` and ``mean_popularity_at_K`` skip users where they are undefined (NaN: no negative or no
     positive item left for AUC; an empty list for popularity). Test items that also appear in ``train`` cannot
     be recommended with ``exclude_seen=True``; they still count in ``|T|`` (as in implicit) and are left out of
-    AUC. A :class:`~privrec.errors.DataWarning` reports how many there are.
+    AUC. A :class:`~privrec.errors.DataWarning` reports how many there are. With ``exclude_seen=False`` every
+    item is a candidate: such test items can be hits, and training items that are not test items are misses.
     """
     # Index i is the same person in train and test; only the sizes must agree (a pseudonymised train set
     # relabels the external ids but keeps every index).
@@ -237,7 +244,7 @@ def evaluate(
         raise DataValidationError(
             "test must hold at least one interaction; got none. Check the split before evaluating."
         )
-    n_overlap = train_csr.multiply(test_csr).nnz
+    n_overlap = train_csr.multiply(test_csr).nnz if exclude_seen else 0
     if n_overlap:
         warnings.warn(
             f"{n_overlap} test interactions also appear in train; with exclude_seen=True they can never be "
@@ -252,11 +259,11 @@ def evaluate(
     with tqdm(total=users.size, disable=not progress, desc="evaluate", unit="user") as bar:
         for start in range(0, users.size, batch_size):
             batch = users[start : start + batch_size]
-            recs = model.recommend(batch, n=max_k, exclude_seen=True)
+            recs = model.recommend(batch, n=max_k, exclude_seen=exclude_seen)
             top, fallback = _check_recommendations(recs, batch, max_k)
             batch_test = test_csr[batch]
             values = ranking_metrics(top, batch_test, cutoffs=ks)
-            values["auc"] = auc(model.score(batch), batch_test, train_csr[batch])
+            values["auc"] = auc(model.score(batch), batch_test, train_csr[batch] if exclude_seen else None)
             for k in ks:
                 values[f"mean_popularity_at_{k}"] = mean_popularity(top, popularity, k=k)
             for name, v in values.items():
