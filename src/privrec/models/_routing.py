@@ -11,7 +11,14 @@ import scipy.sparse as sp
 from numpy.typing import NDArray
 
 from privrec.data.dataset import Dataset
-from privrec.models._common import check_rng, check_train, checked_users, empty_lists, recommend_args
+from privrec.models._common import (
+    check_rng,
+    check_train,
+    checked_users,
+    empty_lists,
+    recommend_args,
+    top_k_scores,
+)
 from privrec.models.base import Recommendations, Recommender
 from privrec.models.popularity import Popularity
 
@@ -50,9 +57,21 @@ class RoutedModel:
 
     def _recommend_known(
         self, users: NDArray[np.int64], n: int, exclude_seen: bool
-    ) -> tuple[NDArray[np.int64], NDArray[np.float32]]:  # pragma: no cover - abstract
-        """Padded ``(items, scores)`` lists of width ``n`` for users with training rows."""
-        raise NotImplementedError
+    ) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
+        """Padded ``(items, scores)`` lists of width ``n`` for users with training rows: dense score blocks of
+        about ``block_elements`` scores (users x all items) ranked with seen items excluded; equal scores, lower
+        item index first. Models with their own ranking (implicit's) override this."""
+        items, scores = empty_lists(len(users), n)
+        k = min(n, self.n_items_)
+        chunk = max(1, self.block_elements // max(1, self.n_items_))
+        for start in range(0, len(users), chunk):
+            u = users[start : start + chunk]
+            block = self._known_scores(u)
+            top, valid = top_k_scores(block, k, exclude=self.user_items_[u] if exclude_seen else None)
+            rows = slice(start, start + len(u))
+            items[rows, :k] = np.where(valid, top, -1)
+            scores[rows, :k] = np.where(valid, np.take_along_axis(block, top, axis=1), -np.inf)
+        return items, scores
 
     def _fit_is_deterministic(self) -> bool:
         """Whether :meth:`_fit_known` is bit-reproducible for a seeded generator (the fallback aside)."""

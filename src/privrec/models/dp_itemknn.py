@@ -17,7 +17,6 @@ from privrec.models._common import (
     check_fallback,
     check_float,
     check_int,
-    empty_lists,
     top_k_scores,
 )
 from privrec.models._routing import RoutedModel
@@ -212,23 +211,6 @@ class DPItemKNN(RoutedModel):
     # ------------------------------------------------------------------ serving
     def _known_scores(self, users: NDArray[np.int64]) -> NDArray[np.float32]:
         return np.asarray((self.user_items_[users] @ self.similarity_).toarray(), dtype=np.float32)
-
-    def _recommend_known(
-        self, users: NDArray[np.int64], n: int, exclude_seen: bool
-    ) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
-        """Rank dense score blocks (every unseen item is a candidate; items sharing no neighbour with the
-        user's items score 0; equal scores: lower item index first)."""
-        items, scores = empty_lists(len(users), n)
-        k = min(n, self.n_items_)
-        chunk = max(1, self.block_elements // max(1, self.n_items_))
-        for start in range(0, len(users), chunk):
-            u = users[start : start + chunk]
-            block = self._known_scores(u)
-            top, valid = top_k_scores(block, k, exclude=self.user_items_[u] if exclude_seen else None)
-            rows = slice(start, start + len(u))
-            items[rows, :k] = np.where(valid, top, -1)
-            scores[rows, :k] = np.where(valid, np.take_along_axis(block, top, axis=1), -np.inf)
-        return items, scores
 
     # ------------------------------------------------------------------ report
     def privacy_report(self) -> PrivacyReport | None:

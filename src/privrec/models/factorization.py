@@ -6,7 +6,7 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
 
-from privrec.models._common import check_fitted, check_users, checked_users, empty_lists, top_k_scores
+from privrec.models._common import check_fitted, check_users, checked_users
 from privrec.models._routing import RoutedModel
 
 __all__ = ["FactorizationModel"]
@@ -61,22 +61,6 @@ class FactorizationModel(RoutedModel):
 
     def _known_scores(self, users: NDArray[np.int64]) -> NDArray[np.float32]:
         return np.asarray(self.user_factors_[users] @ self.item_factors_.T, dtype=np.float32)
-
-    def _recommend_known(
-        self, users: NDArray[np.int64], n: int, exclude_seen: bool
-    ) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
-        """Rank dense score blocks of about ``block_elements`` scores (users x all items)."""
-        items, scores = empty_lists(len(users), n)
-        k = min(n, self.n_items_)
-        chunk = max(1, self.block_elements // max(1, self.n_items_))
-        for start in range(0, len(users), chunk):
-            u = users[start : start + chunk]
-            block = self._known_scores(u)
-            top, valid = top_k_scores(block, k, exclude=self.user_items_[u] if exclude_seen else None)
-            rows = slice(start, start + len(u))
-            items[rows, :k] = np.where(valid, top, -1)
-            scores[rows, :k] = np.where(valid, np.take_along_axis(block, top, axis=1), -np.inf)
-        return items, scores
 
     # ------------------------------------------------------------------ contract
     def user_embeddings(self, users: NDArray | None = None) -> NDArray[np.float32]:
