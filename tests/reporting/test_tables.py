@@ -171,3 +171,13 @@ def test_default_x_is_the_swept_privacy_param(runs):
     assert default_x(mixed) == "privacy.rate"  # numeric first
     with pytest.raises(ConfigError, match=r"swept params: model._target_, model.factors\. Pass --x"):
         default_x(runs[runs["params.privacy.rate"] == "0"])
+
+
+def test_per_run_tuning_choices_are_not_settings():
+    """Tuned runs log the hyperparameters each chose (params.tuned.*); they differ between the seeds of one
+    setting and must not split it into one-seed rows (like tracking.*)."""
+    runs = build_runs()
+    plain = table(runs, x="privacy.rate", y="eval/ndcg_at_10")[2]
+    runs["params.tuned.factors"] = [str(16 * (1 + i % 3)) for i in range(len(runs))]  # varies within a setting
+    tuned = table(runs, x="privacy.rate", y="eval/ndcg_at_10")[2]
+    assert len(tuned) == len(plain) and (tuned["n"] == 3).all()

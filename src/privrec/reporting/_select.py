@@ -27,7 +27,8 @@ from privrec.errors import ConfigError
 
 SEED = "params.seed"
 #: Params that label or route a run rather than configure it: never part of a setting.
-IGNORED_PARAMS = ("params.run_name", "params.progress", "params.tracking.")
+# not settings: where a run is recorded or shown, and hyperparameters each run's tuning chose for itself
+IGNORED_PARAMS = ("params.run_name", "params.progress", "params.tracking.", "params.tuned.")
 MISSING = "—"  # label of a param a run does not have (e.g. privacy.rate of a NoPrivacy run)
 NO_PRIVACY = "NoPrivacy"
 
