@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -335,23 +335,8 @@ class DPALS(FactorizationModel):
         if getattr(self, "user_items_", None) is None:
             return None
         eps = float(self.epsilon_spent_)
-        metrics = {
-            "epsilon": eps,
-            "epsilon_target": float(self.epsilon),
-            "delta": float(self.delta),
-            "noise_multiplier": float(self.noise_multiplier_),
-            "noise_std": float(self.noise_std_),
-            "sensitivity": float(self.sensitivity_),
-            "iterations": float(self.releases_),
-            "max_items_per_user": float(self.max_items_per_user) if self.private else math.inf,
-            "max_items_contributed": float(self.max_items_contributed_),
-            "users_bounded": float(self.users_bounded_),
-            "interactions_dropped": float(self.interactions_dropped_),
-            "clip": float(self.clip) if self.private else math.inf,
-            "max_factor_norm": float(self.max_factor_norm_),
-            "max_confidence": float(self.max_confidence_),
-            "unit_is_user": 1.0 if self.unit == "user" else 0.0,
-        }
+        extra = {"clip": float(self.clip) if self.private else math.inf,
+                 "max_factor_norm": float(self.max_factor_norm_), "max_confidence": float(self.max_confidence_)}
         if self.private:
             guarantee = (
                 f"({eps:.4g}, {self.delta:g})-DP for the item factors, unit: {self.unit} (add/remove one "
@@ -363,8 +348,30 @@ class DPALS(FactorizationModel):
         else:
             guarantee = (f"no guarantee (epsilon=inf), unit: {self.unit}: plain ALS with exact solves, no noise "
                          "and no contribution bounds.")
-        return PrivacyReport(transform=self._owner, guarantee=guarantee, metrics=metrics,
-                             groups={"unit": {self.unit: {"epsilon": eps, "delta": float(self.delta)}}})
+        return fit_report(self, releases=self.releases_, extra=extra, guarantee=guarantee)
+
+
+def fit_report(model: Any, *, releases: float, extra: Mapping[str, float], guarantee: str) -> PrivacyReport:
+    """A fitted DP model's report, from what its fit used: the measures every DP model shares (budget spent and
+    targeted, noise, sensitivity, releases, contribution bounds), the model's own (``extra``) and its unit."""
+    eps = float(model.epsilon_spent_)
+    metrics = {
+        "epsilon": eps,
+        "epsilon_target": float(model.epsilon),
+        "delta": float(model.delta),
+        "noise_multiplier": float(model.noise_multiplier_),
+        "noise_std": float(model.noise_std_),
+        "sensitivity": float(model.sensitivity_),
+        "iterations": float(releases),
+        "max_items_per_user": float(model.max_items_per_user) if model.private else math.inf,
+        "max_items_contributed": float(model.max_items_contributed_),
+        "users_bounded": float(model.users_bounded_),
+        "interactions_dropped": float(model.interactions_dropped_),
+        **extra,
+        "unit_is_user": 1.0 if model.unit == "user" else 0.0,
+    }
+    return PrivacyReport(transform=model._owner, guarantee=guarantee, metrics=metrics,
+                         groups={"unit": {model.unit: {"epsilon": eps, "delta": float(model.delta)}}})
 
 
 def _solve_users(rhs: sp.csr_matrix, gram: sp.csr_matrix | None, Y: NDArray[np.float64],

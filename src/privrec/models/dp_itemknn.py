@@ -21,7 +21,7 @@ from privrec.models._common import (
 )
 from privrec.models._routing import RoutedModel
 from privrec.models.base import Recommender
-from privrec.models.dp_als import bound_contributions, checked
+from privrec.models.dp_als import bound_contributions, checked, fit_report
 from privrec.privacy.accounting import (
     ACCOUNTANTS,
     MECHANISMS,
@@ -218,22 +218,8 @@ class DPItemKNN(RoutedModel):
         if getattr(self, "user_items_", None) is None:
             return None
         eps = float(self.epsilon_spent_)
-        metrics = {
-            "epsilon": eps,
-            "epsilon_target": float(self.epsilon),
-            "delta": float(self.delta),
-            "noise_multiplier": float(self.noise_multiplier_),
-            "noise_std": float(self.noise_std_),
-            "sensitivity": float(self.sensitivity_),
-            "iterations": 1.0,
-            "max_items_per_user": float(self.max_items_per_user) if self.private else math.inf,
-            "max_items_contributed": float(self.max_items_contributed_),
-            "users_bounded": float(self.users_bounded_),
-            "interactions_dropped": float(self.interactions_dropped_),
-            "max_weight": float(self.max_weight) if self.private else math.inf,
-            "max_weight_used": float(self.max_weight_used_),
-            "unit_is_user": 1.0 if self.unit == "user" else 0.0,
-        }
+        extra = {"max_weight": float(self.max_weight) if self.private else math.inf,
+                 "max_weight_used": float(self.max_weight_used_)}
         if self.private:
             guarantee = (
                 f"({eps:.4g}, {self.delta:g})-DP for the item-item similarities, unit: {self.unit} (add/remove "
@@ -245,6 +231,5 @@ class DPItemKNN(RoutedModel):
         else:
             guarantee = (f"no guarantee (epsilon=inf), unit: {self.unit}: exact cosine item-kNN, no noise and "
                          "no contribution bounds.")
-        return PrivacyReport(transform=self._owner, guarantee=guarantee, metrics=metrics,
-                             groups={"unit": {self.unit: {"epsilon": eps, "delta": float(self.delta)}}})
+        return fit_report(self, releases=1, extra=extra, guarantee=guarantee)
 
