@@ -181,8 +181,8 @@ def test_data_info_and_fetch_use_the_configured_data_dir(tmp_path, shared_data_d
     assert "943" in proc.stdout and "sha256" in proc.stdout
     proc = _privrec(["data", "fetch", "ml-100k", "--data-dir", str(shared_data_dir)], tmp_path, shared_data_dir)
     assert proc.returncode == 0 and "ready" in proc.stdout  # present and verified: nothing downloaded
-    proc = _privrec(["data", "fetch", "ml-20m"], tmp_path, shared_data_dir)
-    assert proc.returncode == 2 and "data fetch supports ['ml-100k']" in proc.stderr
+    proc = _privrec(["data", "fetch", "ml-7m"], tmp_path, shared_data_dir)
+    assert proc.returncode == 2 and "data fetch NAME must be one of" in proc.stderr
 
 
 def test_help_lists_the_commands(tmp_path, shared_data_dir):

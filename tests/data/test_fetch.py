@@ -1,9 +1,8 @@
-"""Fetching ML-100K (never touching the network) and describe()."""
+"""Fetching ML-100K (never touching the network), the catalogue's verification, and describe()."""
 
 from __future__ import annotations
 
 import hashlib
-import io
 import zipfile
 from pathlib import Path
 
@@ -78,35 +77,21 @@ def test_fetch_falls_back_to_recbole_wheel(tmp_path, monkeypatch, fake_hashes, o
     monkeypatch.setattr(
         fetch, "_pip_download_recbole", lambda dest, timeout: fake_wheel(dest / "recbole-1.2.1-py3-none-any.whl")
     )
-    target = fetch_movielens_100k(tmp_path)
+    said: list[str] = []
+    target = fetch_movielens_100k(tmp_path, announce=said.append)
     assert target == tmp_path / "ml-100k"
     assert (target / "u.data").read_bytes() == U_DATA and (target / "u.user").read_bytes() == U_USER
     assert sorted(p.name for p in target.iterdir()) == ["u.data", "u.user"]  # no temporary files left
+    # the first fetch says where the data came from and its licence, in one line
+    assert len(said) == 1 and "\n" not in said[0]
+    assert said[0].startswith("privrec: MovieLens 100K fetched from the recbole==1.2.1 wheel on PyPI")
+    assert "Licence: GroupLens licence: research use only, no redistribution" in said[0] and "Harper" in said[0]
+    said.clear()
+    fetch_movielens_100k(tmp_path, announce=said.append)
+    assert said == []  # nothing fetched, nothing said
 
 
-def test_fetch_uses_grouplens_zip_when_reachable(tmp_path, monkeypatch, fake_hashes):
-    payload = io.BytesIO()
-    with zipfile.ZipFile(payload, "w") as archive:
-        archive.writestr("ml-100k/u.data", U_DATA)
-        archive.writestr("ml-100k/u.user", U_USER)
-
-    class Response(io.BytesIO):
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            return False
-
-    seen = []
-    monkeypatch.setattr(
-        fetch.urllib.request,
-        "urlopen",
-        lambda url, timeout: seen.append((url, timeout)) or Response(payload.getvalue()),
-    )
-    monkeypatch.setattr(fetch, "_from_recbole", lambda _t: pytest.fail("fell back although GroupLens answered"))
-    fetch_movielens_100k(tmp_path, timeout=3)
-    assert seen == [(fetch.GROUPLENS_ML100K_URL, 3)]
-    assert (tmp_path / "ml-100k" / "u.data").read_bytes() == U_DATA
+# GroupLens over HTTP (a real server on 127.0.0.1): tests/data/test_public_datasets.py
 
 
 def test_pip_download_command_downloads_only(tmp_path, monkeypatch):
@@ -207,3 +192,56 @@ def test_describe_is_aggregate_only():
     flat = repr(info)
     assert "100" not in flat and "18-24" not in flat  # no ids, no attribute values
     assert np.isfinite(info["interactions_per_user_median"])
+
+
+# ---------------------------------------------------------------------- archive verification
+def _download(payload: bytes) -> fetch._Download:
+    md5 = hashlib.md5(payload, usedforsecurity=False).hexdigest()
+    return fetch._Download(Path("x"), "u", len(payload), hashlib.sha256(payload).hexdigest(), md5)
+
+
+def test_archive_verification_uses_every_published_digest():
+    payload = b"archive bytes"
+    sha, md5 = hashlib.sha256(payload).hexdigest(), hashlib.md5(payload, usedforsecurity=False).hexdigest()
+    both = fetch.Archive(urls=("u",), filename="a.zip", kind="zip", members=(), sha256=sha, md5=md5,
+                         size=len(payload), checksum_source="src")  # fmt: skip
+    assert fetch._verify_archive(both, _download(payload)) == "SHA-256 and MD5 verified: src"
+    md5_only = fetch.Archive(urls=("u",), filename="a.zip", kind="zip", members=(), md5=md5, checksum_source="s")
+    assert fetch._verify_archive(md5_only, _download(payload)) == "MD5 verified: s"
+    nothing = fetch.Archive(urls=("u",), filename="a.zip", kind="zip", members=())
+    assert fetch._verify_archive(nothing, _download(payload)).startswith("NOT verified: no checksum is published; ")
+    assert sha in fetch._verify_archive(nothing, _download(payload))
+    with pytest.raises(fetch._SourceError, match=r"a.zip must match the published size \(13 bytes; got 14\)"):
+        fetch._verify_archive(both, _download(payload + b"!"))
+    with pytest.raises(fetch._SourceError, match="must match the published MD5") as exc:
+        fetch._verify_archive(md5_only, _download(b"other"))
+    assert "SHA-256" not in str(exc.value)
+
+
+def test_catalogue_checksums_are_the_published_ones():
+    """Pinned: a checksum here changes only with a source (GroupLens' .md5 files, TFDS, Zenodo)."""
+    expected = {
+        "ml-100k": ("50d2a982c66986937beb9ffb3aa76efe955bf3d5c6b761f4e3a7cd717c6a3229",
+                    "0e33842e24a9c977be4e0107933c0723", 4_924_029),
+        "ml-1m": ("a6898adb50b9ca05aa231689da44c217cb524e7ebd39d264c56e2832f2c54e20",
+                  "c4d9eecfca2ab87c1945afe126590906", 5_917_549),
+        "ml-10m": (None, "ce571fd55effeba0271552578f2648bd", None),
+        "ml-20m": ("96f243c338a8665f6bcc89c53edf6ee39162a846940de6b7c8c48aeada765ff3",
+                   "cd245b17a1ae2cc31bb14903e1204af3", 198_702_078),
+        "ml-25m": ("8b21cfb7eb1706b4ec0aac894368d90acf26ebdfb6aced3ebd4ad5bd1eb9c6aa",
+                   "6b51fb2759a8657d3bfcbfc42b592ada", 261_978_986),
+        "ml-32m": (None, "d472be332d4daa821edc399621853b57", None),
+        "ml-latest-small": ("696d65a3dfceac7c45750ad32df2c259311949efec81f0f144fdfb91ebc9e436", None, 978_202),
+        "lastfm-1k": (None, "a79a6808f54f73354789a9fb02cb1e41", None),
+        "book-crossing": (None, None, None),
+        "amazon-all-beauty": (None, None, None),
+    }  # fmt: skip
+    got = {name: (e.archive.sha256, e.archive.md5, e.archive.size) for name, e in fetch.CATALOG.items()}
+    assert got == expected
+
+
+def test_mirror_replaces_every_source(monkeypatch):
+    entry = fetch.CATALOG["lastfm-1k"]
+    assert fetch.source_urls(entry) == entry.archive.urls and len(entry.archive.urls) == 2
+    monkeypatch.setenv(fetch.MIRROR_ENV, "http://127.0.0.1:9/base/")
+    assert fetch.source_urls(entry) == ("http://127.0.0.1:9/base/lastfm-dataset-1K.tar.gz",)
