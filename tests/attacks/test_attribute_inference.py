@@ -147,10 +147,15 @@ def test_opted_out_users_are_left_out(rng):
     assert res.metrics["gender_users_released"] == N_USERS - 100
 
 
-def test_unknown_attribute_lists_columns(rng):
-    with pytest.raises(ConfigError, match=r"^attribute_inference\.attribute must be a user attribute; got 'income'; "
-                                          r"columns are \['age_band', 'constant', 'gender', 'noise'\]\.$"):
-        AttributeInference(attribute="income").run(target_of(planted()), rng=rng)
+def test_unknown_attribute_is_missing_with_the_columns(rng):
+    """An attribute the data lacks (a log without demographics) is recorded as missing, never an error."""
+    attack = AttributeInference(attribute="income", sources=("released", "factors"))
+    res = attack.run(target_of(planted()), rng=rng)
+    reason = "the data has no user attribute 'income'; columns are ['age_band', 'constant', 'gender', 'noise']."
+    assert res.metrics == {}
+    assert res.missing == {f"income_{m}_{s}": reason for m in ("auc", "balanced_accuracy")
+                           for s in ("released", "factors")}
+    assert attack.missing_metrics(["gender", "income"]) == {}
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [

@@ -118,7 +118,9 @@ def test_stats_are_aggregate_counts():
 @pytest.mark.parametrize(
     ("kwargs", "pattern"),
     [
-        ({"weight": "log"}, r"preprocess.weight must be one of 'binary', 'rating'; got 'log'."),
+        ({"weight": "sqrt"}, r"preprocess.weight must be one of 'binary', 'rating', 'log', 'bm25', 'tfidf'; got"),
+        ({"bm25_k1": -1}, r"preprocess.bm25_k1 must be in \[0, inf\); got -1."),
+        ({"bm25_b": 1.5}, r"preprocess.bm25_b must be in \[0, 1\]; got 1.5."),
         ({"duplicates": "first"}, r"preprocess.duplicates must be one of"),
         ({"user_core": -1}, r"preprocess.user_core must be >= 0; got -1."),
         ({"item_core": 1.5}, r"preprocess.item_core must be an integer >= 0; got 1.5."),
@@ -135,3 +137,111 @@ def test_picklable_and_frozen():
     assert pickle.loads(pickle.dumps(p)) == p
     with pytest.raises(AttributeError):
         p.user_core = 1  # type: ignore[misc]
+
+
+# ---------------------------------------------------------------------- confidence weighting
+# 4 users x 5 items of play counts (user, item, count); item 4 is played by nobody.
+PLAYS = [(0, 0, 1.0), (0, 1, 3.0), (1, 0, 10.0), (1, 2, 1.0), (1, 3, 2.0), (2, 1, 1.0), (3, 0, 4.0), (3, 1, 1.0),
+         (3, 2, 1.0), (3, 3, 5.0)]
+
+
+def _weights_by_cell(data):
+    return {(int(u), int(i)): float(w) for u, i, w in zip(data.user_idx, data.item_idx, data.weight, strict=True)}
+
+
+def test_log_weight_is_log1p_of_the_count():
+    out, _ = Preprocess(weight="log").apply(make_dataset([(0, 0, 1.0), (0, 1, 9.0), (1, 0, 0.0)]))
+    assert _weights_by_cell(out) == pytest.approx({(0, 0): 0.6931472, (0, 1): 2.3025851, (1, 0): 0.0})
+    with pytest.raises(DataValidationError, match=r"^preprocess.weight=log needs ratings >= 0; got 1 negative"):
+        Preprocess(weight="log").apply(make_dataset([(0, 0, -1.0), (0, 1, 2.0)]))
+
+
+def test_bm25_and_tfidf_keep_the_counts_until_the_model_input():
+    data = make_dataset(PLAYS, n_items=5)
+    for weight in ("rating", "bm25", "tfidf"):
+        out, _ = Preprocess(weight=weight).apply(data)
+        assert _weights_by_cell(out) == {(u, i): w for u, i, w in PLAYS}
+    binary = Preprocess(weight="binary")
+    assert binary.model_input(data) is data  # per-interaction weights are final after apply
+
+
+def test_bm25_by_hand_on_a_single_cell():
+    # K1=1, B=0: w = x (K1 + 1) / (K1 + x) * idf_u. User 0 (items 0 and 1 of 5): idf = log(5) - log1p(2) = log(5/3).
+    # Cell (0, 0), x = 1: 1 * 2 / 2 * log(5/3) = 0.5108256; cell (0, 1), x = 3: 3 * 2 / 4 * log(5/3) = 0.7662384.
+    out = Preprocess(weight="bm25", bm25_k1=1, bm25_b=0).model_input(make_dataset(PLAYS, n_items=5))
+    got = _weights_by_cell(out)
+    assert got[(0, 0)] == pytest.approx(0.5108256, rel=1e-6)
+    assert got[(0, 1)] == pytest.approx(0.7662384, rel=1e-6)
+    # user 2 has one item: idf = log(5) - log(2) = log(2.5) = 0.9162907; x = 1 -> the idf itself
+    assert got[(2, 1)] == pytest.approx(0.9162907, rel=1e-6)
+
+
+def test_bm25_matches_the_formula_and_implicit():
+    data = make_dataset(PLAYS, n_items=5)
+    k1, b = 100.0, 0.8
+    out = Preprocess(weight="bm25").model_input(data)  # implicit's defaults K1=100, B=0.8
+    # the formula, written out: a document is an item, a term a user (implicit's orientation, items x users)
+    n_items = 5
+    items_of_user = {u: sum(1 for uu, _, _ in PLAYS if uu == u) for u in range(4)}
+    item_total = [sum(w for _, i, w in PLAYS if i == item) for item in range(n_items)]
+    mean_total = sum(item_total) / n_items  # over every item, the unplayed one too
+    expected = {}
+    for u, i, x in PLAYS:
+        idf = np.log(n_items) - np.log1p(items_of_user[u])
+        norm = (1 - b) + b * item_total[i] / mean_total
+        expected[(u, i)] = x * (k1 + 1) / (k1 * norm + x) * idf
+    assert _weights_by_cell(out) == pytest.approx(expected, rel=1e-5)
+    # and exactly what implicit's own function gives (applied as implicit's examples do, to items x users)
+    from implicit.nearest_neighbours import bm25_weight
+
+    direct = bm25_weight(data.to_csr().T.tocsr(), K1=k1, B=b).T.tocsr()
+    assert _weights_by_cell(out) == pytest.approx({(u, i): direct[u, i] for u, i, _ in PLAYS}, rel=1e-6)
+    # everything but the weights is kept
+    np.testing.assert_array_equal(out.user_idx, data.user_idx)
+    np.testing.assert_array_equal(out.item_idx, data.item_idx)
+    assert out.users is data.users and out.items is data.items and out.n_users == 4 and out.n_items == 5
+
+
+def test_tfidf_matches_the_formula_and_implicit():
+    data = make_dataset(PLAYS, n_items=5)
+    out = Preprocess(weight="tfidf").model_input(data)
+    items_of_user = {u: sum(1 for uu, _, _ in PLAYS if uu == u) for u in range(4)}
+    expected = {(u, i): np.sqrt(x) * (np.log(5) - np.log1p(items_of_user[u])) for u, i, x in PLAYS}
+    assert _weights_by_cell(out) == pytest.approx(expected, rel=1e-6)
+    from implicit.nearest_neighbours import tfidf_weight
+
+    direct = tfidf_weight(data.to_csr().T.tocsr()).T.tocsr()
+    assert _weights_by_cell(out) == pytest.approx({(u, i): direct[u, i] for u, i, _ in PLAYS}, rel=1e-6)
+
+
+def test_model_input_splits_a_repeated_pair_so_the_model_sums_to_the_cell():
+    rows = [*PLAYS, (0, 0, 2.0)]  # (0, 0) twice: the cell holds 1 + 2 = 3
+    data = make_dataset(rows, n_items=5)
+    out = Preprocess(weight="tfidf").model_input(data)
+    assert out.weight[0] == pytest.approx(out.weight[-1])
+    cell = np.sqrt(3.0) * (np.log(5) - np.log1p(2))
+    assert out.to_csr()[0, 0] == pytest.approx(cell, rel=1e-6)
+
+
+def test_model_input_uses_only_the_data_it_is_given():
+    """Computed on the training data: removing another user's rows changes the weights (BM25 normalises by
+    each item's total), which is why a run weighs the *treated* training split, not everything."""
+    data = make_dataset(PLAYS, n_items=5)
+    pre = Preprocess(weight="bm25")
+    without_3 = data.subset(data.user_idx != 3)
+    full, part = _weights_by_cell(pre.model_input(data)), _weights_by_cell(pre.model_input(without_3))
+    assert set(part) == {c for c in full if c[0] != 3}
+    assert part[(0, 0)] != pytest.approx(full[(0, 0)])
+
+
+def test_digest_changes_with_the_weighting():
+    data = make_dataset(PLAYS, n_items=5)
+    digests = {}
+    for kwargs in ({"weight": "binary"}, {"weight": "rating"}, {"weight": "log"}, {"weight": "bm25"},
+                   {"weight": "bm25", "bm25_k1": 1.2}, {"weight": "bm25", "bm25_b": 0.75}, {"weight": "tfidf"}):
+        pre = Preprocess(**kwargs)
+        out, _ = pre.apply(data)
+        digests[repr(kwargs)] = pre.digest(out)
+    assert len(set(digests.values())) == len(digests)
+    rating = Preprocess(weight="rating")
+    assert rating.digest(rating.apply(data)[0]) == rating.apply(data)[0].checksum()  # unchanged for per-row weights

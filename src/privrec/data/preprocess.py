@@ -4,10 +4,18 @@ Preprocessing defines the *study population*, so unlike a privacy transform it m
 vocabularies: users and items with nothing left are dropped and the rest re-indexed contiguously (in their
 old order), with the user attributes kept aligned. Run it once, before splitting and before any transform;
 from then on index *i* means the same person everywhere.
+
+Confidence weights (``weight``) are what the model sees. A weight of one interaction alone (``binary``,
+``rating``, ``log``) is set here. BM25 and TF-IDF weigh a cell by statistics over other users (how much
+weight an item has in total), so they are computed by :meth:`Preprocess.model_input` on the data the model
+is trained on -- the treated training split -- never here: computed on everything, the weights a model
+trains on would carry the held-out interactions and the data of users who opted out. Evaluation uses
+binary relevance whatever the weights.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,7 +25,13 @@ from privrec.data._checks import check_choice, check_float, check_int
 from privrec.data.dataset import Dataset, Vocabulary
 from privrec.errors import ConfigError, DataValidationError
 
-__all__ = ["Preprocess"]
+__all__ = ["WEIGHTS", "Preprocess"]
+
+#: ``preprocess.weight`` choices. Per interaction: ``binary`` (1), ``rating`` (the rating or count as given),
+#: ``log`` (``log1p`` of it). Over the training data the model sees: ``bm25``, ``tfidf`` (implicit's own).
+WEIGHTS = ("binary", "rating", "log", "bm25", "tfidf")
+#: The weights computed on the model's training data (:meth:`Preprocess.model_input`), not in ``apply``.
+_MODEL_WEIGHTS = ("bm25", "tfidf")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -31,7 +45,11 @@ class Preprocess:
        then by row order; by row order alone without timestamps); ``"sum"`` adds the weights and keeps the
        latest timestamp. Surviving rows keep their relative order.
     2. ``min_rating``: keep rows whose (merged) weight is >= ``min_rating`` (``None``: keep all).
-    3. ``weight``: ``"binary"`` sets every weight to 1; ``"rating"`` keeps the rating as the confidence.
+    3. ``weight``: ``"binary"`` sets every weight to 1; ``"rating"`` keeps the rating (or count) as the
+       confidence; ``"log"`` uses ``log1p(rating)`` (play counts: 1 -> 0.69, 100 -> 4.6); ``"bm25"`` and
+       ``"tfidf"`` keep the rating here and weigh it with implicit's ``bm25_weight`` / ``tfidf_weight`` in
+       :meth:`model_input`, on the data the model is trained on (``bm25_k1``, ``bm25_b``: implicit's ``K1``
+       and ``B``, defaults 100 and 0.8). A recommender's confidence is then ``alpha * weight`` (ALS).
     4. k-core: repeatedly drop users with fewer than ``user_core`` and items with fewer than ``item_core``
        interactions until every remaining user and item meets its bound (0 or 1 = no constraint).
 
@@ -41,6 +59,8 @@ class Preprocess:
 
     min_rating: float | None = None
     weight: str = "binary"
+    bm25_k1: float = 100.0
+    bm25_b: float = 0.8
     user_core: int = 0
     item_core: int = 0
     duplicates: str = "max"
@@ -49,7 +69,9 @@ class Preprocess:
         g = "preprocess"
         if self.min_rating is not None:
             object.__setattr__(self, "min_rating", check_float(g, "min_rating", self.min_rating))
-        check_choice(g, "weight", self.weight, ("binary", "rating"))
+        check_choice(g, "weight", self.weight, WEIGHTS)
+        object.__setattr__(self, "bm25_k1", check_float(g, "bm25_k1", self.bm25_k1, low=0.0))
+        object.__setattr__(self, "bm25_b", check_float(g, "bm25_b", self.bm25_b, low=0.0, high=1.0))
         object.__setattr__(self, "user_core", check_int(g, "user_core", self.user_core, minimum=0))
         object.__setattr__(self, "item_core", check_int(g, "item_core", self.item_core, minimum=0))
         check_choice(g, "duplicates", self.duplicates, ("max", "sum", "last"))
@@ -78,6 +100,13 @@ class Preprocess:
 
         if self.weight == "binary":
             weight = np.ones(len(user), dtype=np.float32)
+        elif self.weight == "log":
+            if (weight < 0).any():
+                raise DataValidationError(
+                    f"preprocess.weight=log needs ratings >= 0; got {int((weight < 0).sum())} negative rows. "
+                    "Set preprocess.min_rating=0 or another weight."
+                )
+            weight = np.log1p(weight.astype(np.float64)).astype(np.float32)
 
         keep, iterations = _k_core(user, item, **sizes, user_core=self.user_core, item_core=self.item_core)
         if not keep.any():
@@ -94,6 +123,47 @@ class Preprocess:
         stats["users_dropped"] = data.n_users - out.n_users
         stats["items_dropped"] = data.n_items - out.n_items
         return out, stats
+
+    def model_input(self, data: Dataset) -> Dataset:
+        """``data`` with the weights a model trains on: for ``bm25``/``tfidf``, implicit's weighting of its
+        users x items matrix (:mod:`privrec.models.weighting`; duplicate pairs summed first, each row gets its
+        cell's weight, split evenly among the rows of a repeated pair, so the model's sum is the cell's weight);
+        otherwise ``data`` itself (its weights were set by :meth:`apply`). Same vocabularies,
+        rows, timestamps and attributes: only ``weight`` changes. Call it on the training data a model sees
+        (after any privacy treatment), never on data that includes held-out interactions."""
+        if self.weight not in _MODEL_WEIGHTS or data.n_interactions == 0:
+            return data
+        if (data.weight < 0).any():
+            raise DataValidationError(
+                f"preprocess.weight={self.weight} needs weights >= 0; got {int((data.weight < 0).sum())} negative "
+                "rows. Set preprocess.min_rating=0 or another weight."
+            )
+        from privrec.models.weighting import bm25, tfidf  # only models/ imports implicit
+
+        counts = data.to_csr()
+        weighted = bm25(counts, K1=self.bm25_k1, B=self.bm25_b) if self.weight == "bm25" else tfidf(counts)
+        weighted.sum_duplicates()
+        weighted.sort_indices()
+        # each interaction row takes its cell's weight: cells in CSR order have increasing keys u * n_items + i
+        n_items = np.int64(data.n_items)
+        cell = np.repeat(np.arange(data.n_users, dtype=np.int64), np.diff(weighted.indptr)) * n_items
+        cell += weighted.indices
+        row = data.user_idx.astype(np.int64) * n_items + data.item_idx
+        pos = np.minimum(np.searchsorted(cell, row), max(len(cell) - 1, 0))
+        found = cell[pos] == row if len(cell) else np.zeros(len(row), dtype=bool)
+        share = np.maximum(np.bincount(pos[found], minlength=len(cell))[pos], 1)  # a repeated pair's rows split it
+        weight = np.where(found, weighted.data[pos] / share, 0.0).astype(np.float32)
+        return data.with_interactions(data.user_idx, data.item_idx, weight, data.timestamp)
+
+    def digest(self, data: Dataset) -> str:
+        """The run's ``data.preprocessed_sha256`` of ``data`` (the output of :meth:`apply`):
+        :meth:`Dataset.checksum`, and for ``bm25``/``tfidf`` (weights computed later, on the training data)
+        the SHA-256 of that checksum with the weighting and its parameters, so every weight has its digest."""
+        base = data.checksum()
+        if self.weight not in _MODEL_WEIGHTS:
+            return base
+        spec = f"weight={self.weight}" + (f";K1={self.bm25_k1!r};B={self.bm25_b!r}" if self.weight == "bm25" else "")
+        return hashlib.sha256(f"{base}\n{spec}".encode()).hexdigest()
 
 
 # ---------------------------------------------------------------------- steps
