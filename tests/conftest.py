@@ -7,13 +7,32 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("PRIVREC_DATA_DIR", REPO.parent / "shared" / "datasets")).resolve()
+
+
+def find_data_dir() -> Path | None:
+    """The folder holding ``ml-100k/`` for the tests: ``$PRIVREC_DATA_DIR`` when set; else ``./data`` (where the
+    first ``privrec run`` or ``privrec data fetch`` put it: the working directory's, then the checkout's); else the
+    project machines' shared copy ``<repo>/../shared/datasets``; else None (the tests that need it skip)."""
+    env = os.environ.get("PRIVREC_DATA_DIR")
+    if env:
+        return Path(env).resolve()
+    for candidate in (Path.cwd() / "data", REPO / "data", REPO.parent / "shared" / "datasets"):
+        if (candidate / "ml-100k" / "u.data").is_file():
+            return candidate.resolve()
+    return None
+
+
+DATA_DIR = find_data_dir()
+if DATA_DIR is not None:
+    # Test modules and the commands they start read $PRIVREC_DATA_DIR: one copy for all of them.
+    os.environ.setdefault("PRIVREC_DATA_DIR", str(DATA_DIR))
+SHARED = DATA_DIR or REPO / "data"
 
 
 @pytest.fixture(scope="session")
 def shared_data_dir() -> Path:
     if not (SHARED / "ml-100k" / "u.data").is_file():
-        pytest.skip(f"ML-100K not found under {SHARED}; set PRIVREC_DATA_DIR")
+        pytest.skip(f"ML-100K not found under {SHARED}; set PRIVREC_DATA_DIR or run `privrec data fetch ml-100k`")
     return SHARED
 
 

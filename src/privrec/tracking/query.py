@@ -30,7 +30,8 @@ if TYPE_CHECKING:
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 
-__all__ = ["SWEEP_TAG", "load_runs", "log_report_artifacts", "open_client", "sweep_parent"]
+__all__ = ["RUN_COLUMNS", "SWEEP_TAG", "experiment_id", "load_runs", "log_report_artifacts", "open_client",
+           "runs_table", "sweep_parent"]
 
 #: Tag set on a sweep's parent run by :class:`~privrec.tracking.hydra_callback.MlflowSweepCallback`.
 SWEEP_TAG = "privrec.sweep"
@@ -91,12 +92,91 @@ def load_runs(tracking_uri: str | None = None, *, experiment: str = "privrec",
     return frame
 
 
+#: The first columns of :func:`runs_table`, in this order (then ``params.<name>`` and ``metrics.<name>``).
+RUN_COLUMNS = ("run_id", "run_name", "status", "start_time", "end_time", "parent_run_id", "parent_run_name")
+
+
+def runs_table(tracking_uri: str | None = None, *, experiment: str = "privrec") -> pd.DataFrame:
+    """Every run of ``experiment`` whatever its status, sweep parent runs excepted, one row each, oldest first.
+
+    Columns: :data:`RUN_COLUMNS` (``start_time``/``end_time`` as UTC timestamps, ``end_time`` NaT while a run is
+    running; ``parent_run_id``/``parent_run_name``: the sweep the run belongs to, else missing), then
+    ``params.<name>`` (str, as logged) and ``metrics.<name>`` (float; NaN where a run has no such metric, e.g. a
+    FAILED run). A store or an experiment that does not exist yet (nothing was tracked there) gives an empty
+    frame with the :data:`RUN_COLUMNS` and one warning, not an error: reading must not create a store.
+    """
+    import warnings
+
+    import pandas as pd
+
+    from privrec.errors import DataWarning
+
+    uri = resolve_tracking_uri(tracking_uri)
+    loc = parse_tracking_uri(uri)
+    empty = pd.DataFrame({c: pd.Series(dtype="datetime64[ns, UTC]" if c.endswith("_time") else object)
+                          for c in RUN_COLUMNS})
+    if loc.sqlite_path is not None and not loc.sqlite_path.is_file():
+        warnings.warn(f"no runs: tracking store {uri} does not exist (nothing was tracked there yet).",
+                      DataWarning, stacklevel=3)
+        return empty
+    client = open_client(uri)
+    try:
+        exp = client.get_experiment_by_name(experiment)
+    except Exception as exc:
+        raise _unreachable(uri, exc) from exc
+    if exp is None or exp.lifecycle_stage != "active":
+        there = ", ".join(repr(n) for n in _experiment_names(client)) or "none"
+        warnings.warn(f"no runs: experiment '{experiment}' is not in {uri} (experiments there: {there}).",
+                      DataWarning, stacklevel=3)
+        return empty
+    runs = _search(client, uri, [exp.experiment_id], "")
+    names = {r.info.run_id: r.info.run_name for r in runs}
+    rows = [r for r in runs if r.data.tags.get(SWEEP_TAG) != "true"]
+    if not rows:
+        return empty
+    parent_ids = [r.data.tags.get(_PARENT_TAG) or None for r in rows]
+
+    def when(ms: int | None) -> Any:
+        return pd.to_datetime(ms, unit="ms", utc=True) if ms else pd.NaT
+
+    head = pd.DataFrame({
+        "run_id": [r.info.run_id for r in rows], "run_name": [r.info.run_name for r in rows],
+        "status": [r.info.status for r in rows],
+        "start_time": pd.Series([when(r.info.start_time) for r in rows], dtype="datetime64[ns, UTC]"),
+        "end_time": pd.Series([when(r.info.end_time) for r in rows], dtype="datetime64[ns, UTC]"),
+        "parent_run_id": parent_ids, "parent_run_name": [names.get(p) if p else None for p in parent_ids]},
+        columns=list(RUN_COLUMNS))
+    params = pd.DataFrame.from_records([r.data.params for r in rows], index=range(len(rows)))
+    metrics = pd.DataFrame.from_records([r.data.metrics for r in rows], index=range(len(rows)))
+    params = params[sorted(params.columns)].add_prefix("params.").astype(object)
+    metrics = metrics[sorted(metrics.columns)].add_prefix("metrics.").astype("float64")
+    frame = pd.concat([head, params, metrics], axis=1)
+    frame.attrs.update(tracking_uri=uri, experiment=experiment)
+    return frame
+
+
 def sweep_parent(tracking_uri: str | None, experiment: str = "privrec", sweep: str | None = "latest") -> str | None:
     """The run id of the sweep's parent run (``sweep`` as in :func:`load_runs`); ``None`` when ``sweep`` is None."""
     if sweep is None:
         return None
     uri = resolve_tracking_uri(tracking_uri)
     return _parent_run(open_client(uri), uri, experiment, sweep).info.run_id
+
+
+def experiment_id(tracking_uri: str | None = None, *, experiment: str = "privrec") -> str | None:
+    """The id of the active experiment named ``experiment`` in an existing store, ``None`` when it has none
+    (``privrec ui``'s landing page). A server must answer ``/health`` first (one line, no retries)."""
+    uri = resolve_tracking_uri(tracking_uri)
+    if parse_tracking_uri(uri).scheme in ("http", "https"):
+        from privrec.tracking.store import _check_server
+
+        _check_server(uri)
+    client = open_client(uri)
+    try:
+        exp = client.get_experiment_by_name(experiment)
+    except Exception as exc:
+        raise _unreachable(uri, exc) from exc
+    return None if exp is None or exp.lifecycle_stage != "active" else str(exp.experiment_id)
 
 
 def log_report_artifacts(tracking_uri: str | None, run_id: str, paths: Iterable[str | os.PathLike],
