@@ -18,7 +18,7 @@ from mlflow.tracking import MlflowClient
 
 from privrec.errors import ConfigError
 from privrec.tracking.mlflow_store import MlflowStore
-from privrec.tracking.record import RunRecord
+from privrec.tracking.record import InputDataset, RunRecord
 from privrec.tracking.sqlite_store import TESTED_REVISIONS, SqliteStore
 from privrec.tracking.store import (
     INTERRUPTED_TAG,
@@ -38,8 +38,14 @@ METRICS = {"eval/ndcg_at_10": 0.2721665826455884, "eval/gender/F/recall_at_20": 
 TAGS = {"privrec.version": "0.1.0", "data.sha256": "ab" * 32, "privrec.config_sha256": "cd" * 32}
 ARTIFACTS = {"config/resolved.yaml": "seed: 0\nmodel: {factors: 64}\n", "privacy_report.json": "{\"a\": 1}",
              ".hydra/overrides.yaml": "- seed=0\n"}
+DATASET = InputDataset(name="ml-100k", digest=("ab" * 32)[:36], source_type="local",
+                       source='{"uri": "ml-100k/u.data, ml-100k/u.user"}',
+                       schema='{"mlflow_colspec": [{"type": "string", "name": "user_id", "required": true}]}',
+                       profile='{"sha256": "' + "ab" * 32 + '"}',
+                       tags={"mlflow.data.context": "training", "privrec.data.preprocessed_sha256": "ef" * 32})
 RECORD = RunRecord(run_name="ConsentDrop ALS seed=0", status="FINISHED", start_time=1_700_000_000_000,
-                   end_time=1_700_000_005_000, params=PARAMS, metrics=METRICS, tags=TAGS, artifacts=ARTIFACTS)
+                   end_time=1_700_000_005_000, params=PARAMS, metrics=METRICS, tags=TAGS, artifacts=ARTIFACTS,
+                   datasets=(DATASET,))
 
 
 
@@ -90,6 +96,12 @@ def _read(uri, run_id):
     return run, files
 
 
+def _inputs(run):
+    """A run's dataset inputs as MLflow's client reads them back (sorted, comparable)."""
+    return sorted((i.dataset.name, i.dataset.digest, i.dataset.source_type, i.dataset.source, i.dataset.schema,
+                   i.dataset.profile, {t.key: t.value for t in i.tags}) for i in run.inputs.dataset_inputs)
+
+
 def _same(a, b):
     return (math.isnan(a) and math.isnan(b)) or a == b
 
@@ -108,6 +120,8 @@ def test_a_record_reads_back_complete(store):
     assert {k: v for k, v in run.data.tags.items() if k in TAGS} == TAGS
     assert run.data.tags["mlflow.parentRunId"] == parent
     assert files == ARTIFACTS
+    assert _inputs(run) == [(DATASET.name, DATASET.digest, "local", DATASET.source, DATASET.schema, DATASET.profile,
+                             dict(DATASET.tags))]
     found = client.search_runs([run.info.experiment_id], filter_string=(
         f"metrics.`eval/ndcg_at_10` > 0.27 and params.`privacy.rate` = '0.25' and "
         f"tags.mlflow.parentRunId = '{parent}' and attributes.status = 'FINISHED'"))
@@ -127,6 +141,7 @@ def test_both_stores_write_the_same_run(store_uri, monkeypatch):
     assert all(_same(a.data.metrics[k], b.data.metrics[k]) for k in a.data.metrics)
     liveless = {k: v for k, v in a.data.tags.items() if k != LIVENESS_TAG}  # the client path tags its writer
     assert liveless == b.data.tags
+    assert _inputs(a) == _inputs(b) and len(_inputs(a)) == 1
     for field in ("status", "run_name", "lifecycle_stage", "user_id", "experiment_id", "start_time", "end_time"):
         assert getattr(a.info, field) == getattr(b.info, field), field
     client = MlflowClient(store_uri)
@@ -257,8 +272,34 @@ def test_store_checks_before_any_work(tmp_path):
 def test_record_round_trips_through_json():
     again = RunRecord.from_json(RECORD.to_json())
     assert again.params == RECORD.params and again.tags == RECORD.tags and again.artifacts == RECORD.artifacts
+    assert again.datasets == RECORD.datasets and dict(again.datasets[0].tags) == dict(DATASET.tags)
     assert all(_same(again.metrics[k], v) for k, v in RECORD.metrics.items())
     with pytest.raises(ValueError, match="status must be"):
         RunRecord(run_name="x", status="RUNNING", start_time=0, end_time=0)
     with pytest.raises(TypeError):
         RECORD.metrics["x"] = 1.0  # read-only
+
+
+def test_a_dataset_is_one_row_per_name_and_digest(store):
+    """Runs reading the same data share one dataset (MLflow's rule: experiment, name and digest), each with its
+    own input edge and input tags; a run without datasets logs no input; other data is another dataset."""
+    other = InputDataset(name="ml-100k", digest="cd" * 18, source_type="local", source='{"uri": "x"}',
+                         tags={"mlflow.data.context": "training"})
+    first = store.write(RECORD)
+    second = store.write(RunRecord(run_name="again", status="FINISHED", start_time=1, end_time=2,
+                                   datasets=(DATASET, DATASET)))
+    third = store.write(RunRecord(run_name="other", status="FINISHED", start_time=1, end_time=2, datasets=(other,)))
+    bare = store.write(RunRecord(run_name="bare", status="FINISHED", start_time=1, end_time=2))
+    client = MlflowClient(store.uri)
+    runs = {run_id: client.get_run(run_id) for run_id in (first, second, third, bare)}
+    assert _inputs(runs[first]) == _inputs(runs[second]) and len(_inputs(runs[second])) == 1
+    assert [i[1] for i in _inputs(runs[third])] == ["cd" * 18] and _inputs(runs[bare]) == []
+    with sqlite3.connect(store.uri.removeprefix("sqlite:///")) as con:
+        assert con.execute("SELECT count(*) FROM datasets").fetchone()[0] == 2
+        assert con.execute("SELECT count(*) FROM inputs WHERE destination_type = 'RUN'").fetchone()[0] == 3
+        assert con.execute("SELECT count(*) FROM input_tags").fetchone()[0] == 5
+
+
+def test_dataset_digest_follows_mlflows_limit():
+    with pytest.raises(ValueError, match="digest must be 1-36 characters"):
+        InputDataset(name="ml-100k", digest="ab" * 32, source_type="local", source="{}")

@@ -21,6 +21,7 @@ import sys
 import threading
 import time
 import traceback
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -69,7 +70,11 @@ def _watch(parent_pid: int) -> None:
 
 
 def run(state: bytes, context: bytes, idx: int, overrides: Sequence[str]) -> bytes:
-    """Compose and run job number ``idx`` of a sweep; returns its pickled ``JobReturn``.
+    """Compose and run job number ``idx`` of a sweep; returns its pickled ``(JobReturn, warnings)``.
+
+    ``warnings``: the distinct warnings the job raised, one line each (``Category: first line``), sorted; they
+    are not printed here but counted and printed once by the sweep's main process
+    (:class:`._report.SweepReport`), instead of every job printing them with a file path.
 
     ``state`` is the main process's pickled Hydra ``Singleton`` state and ``context`` its pickled
     ``(hydra_context, master config, task function)`` (see :func:`_restore`). A task that raises gives a FAILED
@@ -83,11 +88,14 @@ def run(state: bytes, context: bytes, idx: int, overrides: Sequence[str]) -> byt
         sweep_config.hydra.job.id = idx
         sweep_config.hydra.job.num = idx
     HydraConfig.instance().set_config(sweep_config)
-    ret = run_job(hydra_context=hydra_context, task_function=task_function, config=sweep_config,
-                  job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir")
+    with warnings.catch_warnings(record=True) as caught:  # a fresh warning registry per job: counted per job
+        ret = run_job(hydra_context=hydra_context, task_function=task_function, config=sweep_config,
+                      job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir")
     if ret.status is JobStatus.FAILED:
         _keep_traceback(ret, idx)
-    return cloudpickle.dumps(ret)
+    lines = sorted({f"{w.category.__name__}: {(str(w.message).strip().splitlines() or [''])[0][:500]}"
+                    for w in caught})
+    return cloudpickle.dumps((ret, lines))
 
 
 _RESTORED: dict[str, Any] = {}  # this worker's last (state, context) bytes and what they unpickled to

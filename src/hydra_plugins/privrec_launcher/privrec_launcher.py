@@ -21,6 +21,10 @@ How a batch runs (Hydra's public plugin API, Python's ``concurrent.futures``; no
   batch share the restored state and config loader, as all jobs share them in the basic launcher. The task
   function and Hydra's state travel to the workers pickled with cloudpickle (Hydra's own resolvers are
   closures that plain pickle refuses); a module-level task function is pickled by reference.
+- The sweep talks (:mod:`._report`): as each job ends, one line with its swept values and headline metric (or
+  FAILED and the reason), a progress line with ETA, and the warnings of every job counted in this process
+  (workers record theirs instead of printing them). Jobs are told (``PRIVREC_LAUNCHER_REPORTS``) not to print
+  their own line.
 - ``JobReturn``s come back in job order. A job whose task raises is a FAILED ``JobReturn`` (the sweeper raises
   its exception after the batch) and does not stop the other jobs; an error outside the task (a config that
   does not compose, a worker that died) is raised once the batch has ended.
@@ -34,6 +38,7 @@ How a batch runs (Hydra's public plugin API, Python's ``concurrent.futures``; no
 """
 
 import contextlib
+import io
 import logging
 import multiprocessing
 import os
@@ -41,7 +46,7 @@ import pickle
 import signal
 import threading
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,12 +54,12 @@ from typing import Any
 import cloudpickle
 from hydra.core.config_store import ConfigStore
 from hydra.core.singleton import Singleton
-from hydra.core.utils import JobReturn, configure_log, filter_overrides, setup_globals
+from hydra.core.utils import JobReturn, JobStatus, configure_log, filter_overrides, setup_globals
 from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import II, DictConfig
 
-from hydra_plugins.privrec_launcher import _worker
+from hydra_plugins.privrec_launcher import _report, _worker
 
 __all__ = ["BLAS_THREAD_VARIABLES", "PrivrecLauncher", "PrivrecLauncherConf", "usable_cores", "worker_count"]
 
@@ -63,6 +68,7 @@ log = logging.getLogger(__name__)
 BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS")
 _START_METHOD = "spawn"
 _TERMINATE_GRACE = 2.0  # seconds a terminated worker gets before it is killed
+_TICK = 1.0  # seconds between two refreshes of the progress line
 
 
 @dataclass
@@ -118,20 +124,41 @@ class PrivrecLauncher(Launcher):
             log.info("\t#%d : %s", initial_job_idx + idx, " ".join(filter_overrides(overrides)))
         state = cloudpickle.dumps(Singleton.get_state())
         context = cloudpickle.dumps((self.hydra_context, self.config, self.task_function))
-        with _single_threaded_blas(), _sigterm_raises_keyboard_interrupt():
-            return _run_batch((state, context), [list(o) for o in job_overrides], initial_job_idx, workers)
+        report = _report.current()
+        owned = report is None  # launched by another sweeper: this batch is the whole report
+        if report is None:
+            from privrec.tracking.hydra_callback import current_swept_keys
+
+            report = _report.SweepReport(len(job_overrides), swept=current_swept_keys())
+        try:
+            with _single_threaded_blas(), _sigterm_raises_keyboard_interrupt(), _jobs_do_not_report():
+                return _run_batch((state, context), [list(o) for o in job_overrides], initial_job_idx, workers,
+                                  report)
+        finally:
+            report.clear()
+            if owned:
+                report.finish()
 
 
 def _run_batch(payload: tuple[bytes, bytes], batch: list[list[str]], initial_job_idx: int,
-               workers: int) -> list[JobReturn]:
-    """Run ``batch`` in a new pool of ``workers`` processes; the pool is gone when this returns or raises."""
+               workers: int, report: _report.SweepReport | None = None) -> list[JobReturn]:
+    """Run ``batch`` in a new pool of ``workers`` processes; the pool is gone when this returns or raises. Each
+    job is reported to ``report`` as it ends."""
     others = set(multiprocessing.active_children())  # child processes that are not this pool's workers
     executor = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(_START_METHOD),
                                    initializer=_worker.start, initargs=(os.getpid(),))
+    returns: dict[int, JobReturn] = {}
     try:
         futures: list[Future] = [executor.submit(_worker.run, *payload, initial_job_idx + i, overrides)
                                  for i, overrides in enumerate(batch)]
-        wait(futures)
+        pending = set(futures)
+        while pending:
+            if report is not None:
+                report.tick()
+            done, pending = wait(pending, timeout=_TICK, return_when=FIRST_COMPLETED)
+            for future in sorted(done, key=futures.index):
+                i = futures.index(future)
+                returns[i] = _finished(future, initial_job_idx + i, batch[i], report)
     except BaseException:  # Ctrl-C, SIGTERM (see below), or anything else: the jobs must not run on
         executor.shutdown(wait=False, cancel_futures=True)
         _stop([p for p in multiprocessing.active_children() if p not in others])
@@ -141,7 +168,43 @@ def _run_batch(payload: tuple[bytes, bytes], batch: list[list[str]], initial_job
     errors = [f.exception() for f in futures if f.exception() is not None]
     if errors:  # not a task's exception (run_job keeps those in the JobReturn): composition, a dead worker
         raise errors[0]
-    return [pickle.loads(f.result()) for f in futures]
+    return [returns[i] for i in range(len(futures))]
+
+
+def _finished(future: Future, idx: int, overrides: list[str], report: _report.SweepReport | None) -> Any:
+    """A finished job's ``JobReturn`` (None when its worker failed outside the task), reported to ``report``."""
+    error = future.exception()
+    ret, warned = (None, []) if error is not None else pickle.loads(future.result())
+    if report is None:
+        return ret
+    if error is None and ret.status is JobStatus.FAILED:
+        with contextlib.redirect_stderr(io.StringIO()):  # ``return_value`` reports a failed job on stderr
+            try:
+                _ = ret.return_value
+            except BaseException as exc:  # noqa: BLE001 - the job's own exception, stored by run_job
+                error = exc
+    value = None if error is not None else ret.return_value
+    objectives = ret.cfg.get("objectives") if error is None and ret.cfg is not None else None
+    if isinstance(value, tuple | list) and objectives:  # an optimising sweeper's job returns its objectives
+        value = dict(zip(objectives, value, strict=False))
+    report.job_done(idx, overrides, value=value, error=error, warnings=warned)
+    return ret
+
+
+@contextlib.contextmanager
+def _jobs_do_not_report() -> Iterator[None]:
+    """Workers inherit ``PRIVREC_LAUNCHER_REPORTS=1``: the launcher prints each job's line, the job does not."""
+    from privrec.tracking.hydra_callback import REPORTED_ENV
+
+    saved = os.environ.get(REPORTED_ENV)
+    os.environ[REPORTED_ENV] = "1"
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(REPORTED_ENV, None)
+        else:
+            os.environ[REPORTED_ENV] = saved
 
 
 def _stop(processes: list[Any]) -> None:

@@ -12,15 +12,22 @@ jobs (null: one batch). It differs in two ways:
   configs are untyped YAML whose values are checked when a job builds its components. Keys under ``hydra.``
   are typed (Hydra's structured config), so their values count as structure. A sweep over ``privacy.rate`` x
   ``seed`` has one structure, ``model=als,bpr`` makes two; the same errors are caught before any job starts.
-- It sets ``PRIVREC_SWEEP_JOBS`` in the environment to the number of jobs the sweep launches, before the
-  first batch (the launcher's workers inherit it).
+- It sets ``PRIVREC_SWEEP_JOBS`` in the environment to the number of jobs the sweep launches, and
+  ``PRIVREC_SWEPT_KEYS`` to the override keys whose value varies across them (they lead each job's run name and
+  line), before the first batch (the launcher's workers inherit them).
+- It reports the sweep (:mod:`._report`): privrec's launcher prints each job's line and the progress as jobs end;
+  at the end (also when a failed job stops the sweep) the warnings of all jobs, each once with a count, and a
+  summary table: jobs finished and failed, the best and worst settings by nDCG@10, where the runs went.
 
 As with the basic sweeper, every job's ``return_value`` is read after its batch, so that a failed job raises
 its exception once the batch has ended.
 """
 
+import contextlib
 import functools
+import io
 import itertools
+import json
 import logging
 import os
 import time
@@ -40,6 +47,9 @@ from hydra.plugins.launcher import Launcher
 from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
+
+from hydra_plugins.privrec_launcher import _report
+from privrec.tracking.hydra_callback import PARENT_ENV, SWEPT_ENV, varying_keys
 
 __all__ = ["SWEEP_JOBS_VARIABLE", "PrivrecSweeper", "PrivrecSweeperConf", "group_test", "job_overrides",
            "structures"]
@@ -107,6 +117,17 @@ def job_overrides(overrides: Sequence[Override]) -> list[list[str]]:
     return [list(job) for job in itertools.product(*axes.values())]
 
 
+def _record(report: _report.SweepReport, idx: int, ret: JobReturn) -> None:
+    """Count a job another launcher ran (it printed its own line) for the summary."""
+    error = None
+    with contextlib.redirect_stderr(io.StringIO()):  # ``return_value`` reports a failed job on stderr
+        try:
+            value = ret.return_value
+        except BaseException as exc:  # noqa: BLE001 - the job's own exception, stored by run_job
+            error, value = exc, None
+    report.job_done(idx, list(ret.overrides or ()), value=value, error=error, echo=False)
+
+
 class PrivrecSweeper(Sweeper):
     def __init__(self, max_batch_size: int | None = None, params: dict[str, str] | None = None) -> None:
         if max_batch_size is not None and max_batch_size != -1 and max_batch_size < 1:
@@ -138,15 +159,43 @@ class PrivrecSweeper(Sweeper):
 
         self.validate_batch_is_legal(jobs)  # every batch, before the first job starts
         os.environ[SWEEP_JOBS_VARIABLE] = str(len(jobs))
+        swept = varying_keys(jobs)
+        os.environ[SWEPT_ENV] = json.dumps(swept)
+        report = _report.start(len(jobs), swept=swept)
         returns: list[Sequence[JobReturn]] = []
         initial_job_idx = 0
-        for batch in batches:
-            results = self.launcher.launch(batch, initial_job_idx=initial_job_idx)
-            for r in results:
-                _ = r.return_value  # a failed job raises its exception here, after its batch
-            initial_job_idx += len(batch)
-            returns.append(results)
+        try:
+            for batch in batches:
+                results = self.launcher.launch(batch, initial_job_idx=initial_job_idx)
+                for i, r in enumerate(results):  # another launcher's jobs printed their own lines
+                    if initial_job_idx + i not in report.results:
+                        _record(report, initial_job_idx + i, r)
+                for r in results:
+                    _ = r.return_value  # a failed job raises its exception here, after its batch
+                initial_job_idx += len(batch)
+                returns.append(results)
+        except KeyboardInterrupt:
+            report.clear()
+            raise
+        except BaseException:
+            report.finish(where=self._where())
+            raise
+        else:
+            report.finish(where=self._where())
+        finally:
+            _report.stop()
         return returns
+
+    def _where(self) -> str:
+        """Where the runs went: the parent run, experiment and store (when tracked), and the job folders."""
+        assert self.config is not None
+        folders = f"\n  job folders: {self.config.hydra.sweep.dir}/"
+        tracking = self.config.get("tracking") or {}
+        parent = os.environ.get(PARENT_ENV)
+        if not parent or not tracking.get("enabled", True):
+            return f"not tracked (tracking.enabled=false){folders}"
+        return (f"parent run {parent} in experiment '{tracking.get('experiment')}' at {tracking.get('tracking_uri')} "
+                f"(privrec ui){folders}")
 
     def validate_batch_is_legal(self, batch: Sequence[Sequence[str]]) -> None:
         """Compose one job of each distinct structure in ``batch`` (see :func:`structures`); raises Hydra's

@@ -2,9 +2,9 @@
 supports (SQLite, PostgreSQL/MySQL, a tracking server).
 
 MLflow's client cannot create a run that is already finished: a record is written as create_run (tagged with
-this process's liveness) + log_batch + artifacts + set_terminated. If the process is killed in between, the
-run is left RUNNING with the liveness of a process that no longer exists, and the next privrec command that
-opens the store marks it FAILED (:func:`privrec.tracking.store.repair`).
+this process's liveness) + log_batch + log_inputs (its datasets) + artifacts + set_terminated. If the process
+is killed in between, the run is left RUNNING with the liveness of a process that no longer exists, and the
+next privrec command that opens the store marks it FAILED (:func:`privrec.tracking.store.repair`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from privrec.errors import ConfigError
-from privrec.tracking.record import RunRecord, now_ms
+from privrec.tracking.record import InputDataset, RunRecord, now_ms
 from privrec.tracking.store import (
     CONFIG_SHA_TAG,
     INTERRUPTED_TAG,
@@ -39,6 +39,15 @@ MAX_TAG_VALUE = 8000
 
 def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [""])[0][:200]
+
+
+def _dataset_input(dataset: InputDataset) -> Any:
+    """A record's dataset as MLflow's ``DatasetInput`` (the entity ``mlflow.log_input`` logs)."""
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+
+    return DatasetInput(Dataset(name=dataset.name, digest=dataset.digest, source_type=dataset.source_type,
+                                source=dataset.source, schema=dataset.schema, profile=dataset.profile),
+                        tags=[InputTag(k, v) for k, v in dataset.tags.items()])
 
 
 class MlflowStore:
@@ -111,6 +120,8 @@ class MlflowStore:
             metrics = [Metric(k, float(v), record.end_time, 0) for k, v in record.metrics.items()]
             for i in range(0, len(metrics), 1000):
                 client.log_batch(run_id, metrics=metrics[i:i + 1000])
+            if record.datasets:
+                client.log_inputs(run_id, datasets=[_dataset_input(d) for d in record.datasets])
             for path, text in sorted(record.artifacts.items()):
                 client.log_text(run_id, text, path)
         except BaseException:

@@ -20,7 +20,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-__all__ = ["RECORD_FILE", "RunRecord", "now_ms"]
+__all__ = ["InputDataset", "RECORD_FILE", "RunRecord", "now_ms"]
 
 RECORD_FILE = "record.json"
 _STATUSES = ("FINISHED", "FAILED")
@@ -36,8 +36,44 @@ def _frozen(mapping: Mapping[str, Any] | None, kind: type) -> Mapping[str, Any]:
 
 
 @dataclass(frozen=True)
+class InputDataset:
+    """A dataset a run read, as MLflow records a dataset input (what ``mlflow.log_input`` writes).
+
+    ``name``, ``digest`` (at most 36 characters, MLflow's limit), ``source_type`` (``local``, ``http``...),
+    ``source`` (JSON, e.g. ``{"uri": ...}``), ``schema`` (JSON, MLflow's ``{"mlflow_colspec": [...]}``) and
+    ``profile`` (JSON) describe the dataset; ``tags`` are the input's own tags (``mlflow.data.context``...),
+    which belong to this run's use of it. Nothing here may hold a record value (names, digests, counts only).
+    """
+
+    name: str
+    digest: str
+    source_type: str
+    source: str
+    schema: str | None = None
+    profile: str | None = None
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.name or len(self.name) > 500:
+            raise ValueError(f"InputDataset.name must be 1-500 characters; got {len(self.name)}.")
+        if not self.digest or len(self.digest) > 36:
+            raise ValueError(f"InputDataset.digest must be 1-36 characters (MLflow's limit); got {len(self.digest)}.")
+        object.__setattr__(self, "tags", _frozen(self.tags, str))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "digest": self.digest, "source_type": self.source_type, "source": self.source,
+                "schema": self.schema, "profile": self.profile, "tags": dict(self.tags)}
+
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, Any]) -> InputDataset:
+        return cls(name=doc["name"], digest=doc["digest"], source_type=doc["source_type"], source=doc["source"],
+                   schema=doc.get("schema"), profile=doc.get("profile"), tags=doc.get("tags") or {})
+
+
+@dataclass(frozen=True)
 class RunRecord:
-    """One finished (or failed) run: params, metrics, tags and artifact contents (path -> text).
+    """One finished (or failed) run: params, metrics, tags, artifact contents (path -> text) and the datasets
+    it read (:class:`InputDataset`, logged as MLflow dataset inputs).
 
     ``status`` is ``FINISHED`` or ``FAILED``; times are milliseconds since the epoch, as MLflow keeps them.
     Mappings are read-only views; use :meth:`with_tags` for a copy with more tags.
@@ -51,6 +87,7 @@ class RunRecord:
     metrics: Mapping[str, float] = field(default_factory=dict)
     tags: Mapping[str, str] = field(default_factory=dict)
     artifacts: Mapping[str, str] = field(default_factory=dict)
+    datasets: tuple[InputDataset, ...] = ()
 
     def __post_init__(self) -> None:
         if self.status not in _STATUSES:
@@ -59,6 +96,9 @@ class RunRecord:
         object.__setattr__(self, "metrics", _frozen(self.metrics, float))
         object.__setattr__(self, "tags", _frozen(self.tags, str))
         object.__setattr__(self, "artifacts", _frozen(self.artifacts, str))
+        object.__setattr__(self, "datasets", tuple(self.datasets))
+        if not all(isinstance(d, InputDataset) for d in self.datasets):
+            raise TypeError("RunRecord.datasets must be InputDataset instances.")
 
     def with_tags(self, tags: Mapping[str, str]) -> RunRecord:
         return replace(self, tags={**self.tags, **tags})
@@ -69,7 +109,8 @@ class RunRecord:
         metrics = {k: (v if math.isfinite(v) else repr(v)) for k, v in self.metrics.items()}
         return json.dumps({"format": _FORMAT, "run_name": self.run_name, "status": self.status,
                            "start_time": self.start_time, "end_time": self.end_time, "params": dict(self.params),
-                           "metrics": metrics, "tags": dict(self.tags), "artifacts": dict(self.artifacts)},
+                           "metrics": metrics, "tags": dict(self.tags), "artifacts": dict(self.artifacts),
+                           "datasets": [d.to_dict() for d in self.datasets]},
                           indent=1, sort_keys=True)
 
     @classmethod
@@ -81,7 +122,8 @@ class RunRecord:
         return cls(run_name=doc["run_name"], status=doc["status"], start_time=int(doc["start_time"]),
                    end_time=int(doc["end_time"]), params=doc["params"],
                    metrics={k: float(v) for k, v in doc["metrics"].items()}, tags=doc["tags"],
-                   artifacts=doc["artifacts"])
+                   artifacts=doc["artifacts"],
+                   datasets=tuple(InputDataset.from_dict(d) for d in doc.get("datasets") or ()))
 
     def save(self, folder: str | os.PathLike) -> Path:
         """Write ``folder/record.json`` atomically (a temporary file renamed into place); return its path."""

@@ -5,10 +5,11 @@ Only used behind :func:`privrec.speed.enabled` and only for a store that MLflow 
 revision this module was tested against (:data:`TESTED_REVISIONS`, MLflow's alembic revision); for any other
 store, revision or experiment :meth:`SqliteStore.open` returns None and MLflow's client
 (:class:`~privrec.tracking.mlflow_store.MlflowStore`, the reference) is used. A record is written as exactly
-the rows MLflow's ``SqlAlchemyStore`` writes for ``create_run`` + ``log_batch`` + ``set_terminated`` (same
-columns, same metric sanitising, same artifact layout), in **one transaction**: a run appears complete and
-terminated, or not at all. ``tests/tracking/test_store_contract.py`` runs the same contract tests against both
-stores and compares what MLflow's client reads back from each.
+the rows MLflow's ``SqlAlchemyStore`` writes for ``create_run`` + ``log_batch`` + ``log_inputs`` +
+``set_terminated`` (same columns, same metric sanitising, same dataset rows, same artifact layout), in **one
+transaction**: a run appears complete and terminated, or not at all.
+``tests/tracking/test_store_contract.py`` runs the same contract tests against both stores and compares what
+MLflow's client reads back from each.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from privrec.tracking.record import RunRecord
+from privrec.tracking.record import InputDataset, RunRecord
 from privrec.tracking.store import (
     CONFIG_SHA_TAG,
     INTERRUPTED_TAG,
@@ -45,6 +46,10 @@ TESTED_REVISIONS = frozenset({"dc11669786a5"})
 MAX_PARAM_VALUE = 6000  # MLflow's MAX_PARAM_VAL_LENGTH; longer values are truncated (as privrec always did)
 MAX_TAG_VALUE = 8000  # MLflow's MAX_TAG_VAL_LENGTH
 MAX_KEY = 250  # MLflow's MAX_ENTITY_KEY_LENGTH
+MAX_DATASET_SOURCE = 65535  # MLflow's MAX_DATASET_SOURCE_SIZE
+MAX_DATASET_SCHEMA = 1048575  # MLflow's MAX_DATASET_SCHEMA_SIZE
+MAX_INPUT_TAG_KEY = 255  # MLflow's MAX_INPUT_TAG_KEY_SIZE
+MAX_INPUT_TAG_VALUE = 500  # MLflow's MAX_INPUT_TAG_VALUE_SIZE
 _FLOAT_MAX = 1.7976931348623157e308  # MLflow stores +-inf as +-max float (SQL has no infinity)
 _KEY_RULE = re.compile(r"^[/\w.\- :]*$")  # MLflow's validate_param_and_metric_name (POSIX)
 
@@ -58,6 +63,10 @@ _WRITES: dict[str, frozenset[str]] = {
     "params": frozenset({"key", "value", "run_uuid"}),
     "metrics": frozenset({"key", "value", "timestamp", "run_uuid", "step", "is_nan"}),
     "latest_metrics": frozenset({"key", "value", "timestamp", "step", "is_nan", "run_uuid"}),
+    "datasets": frozenset({"dataset_uuid", "experiment_id", "name", "digest", "dataset_source_type",
+                           "dataset_source", "dataset_schema", "dataset_profile"}),
+    "inputs": frozenset({"input_uuid", "source_type", "source_id", "destination_type", "destination_id", "step"}),
+    "input_tags": frozenset({"input_uuid", "name", "value"}),
 }
 _READS: dict[str, frozenset[str]] = {
     "experiments": frozenset({"experiment_id", "name", "artifact_location", "lifecycle_stage"}),
@@ -183,7 +192,8 @@ class SqliteStore:
     def write(self, record: RunRecord, *, parent_run_id: str | None = None) -> str:
         return self._insert_run(run_name=record.run_name, params=record.params, metrics=record.metrics,
                                 tags=record.tags, texts=record.artifacts, status=record.status,
-                                start_time=record.start_time, end_time=record.end_time, parent_run_id=parent_run_id)
+                                start_time=record.start_time, end_time=record.end_time, parent_run_id=parent_run_id,
+                                datasets=record.datasets)
 
     def start_parent(self, *, run_name: str, tags: Mapping[str, str]) -> str:
         return self._insert_run(run_name=run_name, tags={**tags, LIVENESS_TAG: liveness()}, status="RUNNING")
@@ -264,6 +274,7 @@ class SqliteStore:
         start_time: int | None = None,
         end_time: int | None = None,
         parent_run_id: str | None = None,
+        datasets: Iterable[InputDataset] = (),
     ) -> str:
         """Write a whole run (rows and artifacts) and return its id. ``RUNNING`` leaves it open (a sweep's
         parent run, closed by :meth:`finish_parent`)."""
@@ -304,10 +315,48 @@ class SqliteStore:
                                 "VALUES (?, ?, ?, ?, 0, ?)", [(k, v, stamp, run_id, n) for k, v, n in metric_rows])
                 con.executemany("INSERT INTO latest_metrics (key, value, timestamp, step, is_nan, run_uuid) "
                                 "VALUES (?, ?, ?, 0, ?, ?)", [(k, v, stamp, n, run_id) for k, v, n in metric_rows])
+                self._insert_inputs(con, run_id, datasets)
         except BaseException:
             shutil.rmtree(run_dir, ignore_errors=True)  # nothing half-written: no rows, no stray files
             raise
         return run_id
+
+    def _insert_inputs(self, con: sqlite3.Connection, run_id: str, datasets: Iterable[InputDataset]) -> None:
+        """MLflow's ``log_inputs`` for a new run: a dataset is one row per (experiment, name, digest), reused when
+        it exists (the first description written is kept, as MLflow keeps it); one input edge per dataset and
+        run, with the input's tags. A dataset given twice (same name and digest) is logged once."""
+        seen: set[tuple[str, str]] = set()
+        for d in datasets:
+            if (d.name, d.digest) in seen:
+                continue
+            seen.add((d.name, d.digest))
+            _check_dataset(d)
+            row = con.execute("SELECT dataset_uuid FROM datasets WHERE experiment_id = ? AND name = ? AND digest = ?",
+                              (self._experiment.experiment_id, d.name, d.digest)).fetchone()
+            if row is None:
+                dataset_uuid = uuid.uuid4().hex
+                con.execute("INSERT INTO datasets (dataset_uuid, experiment_id, name, digest, dataset_source_type, "
+                            "dataset_source, dataset_schema, dataset_profile) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                            (dataset_uuid, self._experiment.experiment_id, d.name, d.digest, d.source_type,
+                             d.source, d.schema, d.profile))
+            else:
+                dataset_uuid = row[0]
+            input_uuid = uuid.uuid4().hex
+            con.execute("INSERT INTO inputs (input_uuid, source_type, source_id, destination_type, destination_id, "
+                        "step) VALUES (?, 'DATASET', ?, 'RUN', ?, 0)", (input_uuid, dataset_uuid, run_id))
+            con.executemany("INSERT INTO input_tags (input_uuid, name, value) VALUES (?, ?, ?)",
+                            [(input_uuid, k, v) for k, v in d.tags.items()])
+
+
+def _check_dataset(d: InputDataset) -> None:
+    """MLflow's limits for a dataset input (it would reject the same values)."""
+    if len(d.source) > MAX_DATASET_SOURCE or len(d.schema or "") > MAX_DATASET_SCHEMA:
+        raise ValueError(f"MLflow dataset sources must be at most {MAX_DATASET_SOURCE} and schemas "
+                         f"{MAX_DATASET_SCHEMA} characters; got {len(d.source)} and {len(d.schema or '')}.")
+    for key, value in d.tags.items():
+        if not key or len(key) > MAX_INPUT_TAG_KEY or len(value) > MAX_INPUT_TAG_VALUE:
+            raise ValueError(f"MLflow input tags must have 1-{MAX_INPUT_TAG_KEY} character names and values of at "
+                             f"most {MAX_INPUT_TAG_VALUE}; got {len(key)} and {len(value)}.")
 
 
 def _check_active(stage: str, experiment: str, uri: str) -> None:
