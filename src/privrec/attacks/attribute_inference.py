@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,7 +12,18 @@ import scipy.sparse as sp
 from numpy.typing import NDArray
 from threadpoolctl import threadpool_limits
 
-from privrec.attacks.base import AttackResult, AttackTarget, check_int, check_number, check_run_args
+from privrec import progress
+from privrec.attacks.base import (
+    AttackResult,
+    AttackTarget,
+    auc_interval,
+    check_int,
+    check_max_targets,
+    check_number,
+    check_run_args,
+    sample_targets,
+)
+from privrec.data.dataset import Schema
 from privrec.errors import ConfigError, DataWarning
 from privrec.random import int_seed
 
@@ -51,7 +63,14 @@ class AttributeInference:
     ``folds`` (stratified folds are impossible), is **not an error**: the source's metrics are recorded in
     ``missing`` with the reason (counts only, never a class label) and a
     :class:`~privrec.errors.DataWarning` is issued, so a sweep over privacy treatments (which may empty
-    rows) keeps running. An attribute that is not a column raises :class:`~privrec.errors.ConfigError`.
+    rows) keeps running. Neither is an attribute the data does not have (a log without demographics): every
+    metric is recorded in ``missing`` (:meth:`missing_metrics`, which a run consults before any work).
+
+    Sampling (``max_targets``): with more labelled users than that, a simple random sample of ``max_targets``
+    of them (drawn from ``rng`` after the fold seed; nothing is drawn otherwise) is the population every source
+    works on, so the sources stay paired. A binary attribute's AUCs are then estimates with 95% intervals
+    (``{attr}_auc_{source}_ci_low`` / ``_ci_high``: DeLong, with the finite-population factor), and
+    ``{attr}_targets`` / ``{attr}_population`` give the sample and the labelled users.
 
     What it measures: how much the release and the model reveal about the attribute, relative to chance
     (AUC 0.5, balanced accuracy 1/number of classes), for an attacker with labelled training users.
@@ -62,6 +81,7 @@ class AttributeInference:
     sources: tuple[str, ...] = _SOURCES
     max_iter: int = 1000
     C: float = 1.0
+    max_targets: int | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.attribute, str) or not self.attribute:
@@ -75,22 +95,39 @@ class AttributeInference:
             )
         object.__setattr__(self, "sources", sources)
         object.__setattr__(self, "max_iter", check_int(_OWNER, "max_iter", self.max_iter, minimum=1))
+        object.__setattr__(self, "max_targets", check_max_targets(_OWNER, self.max_targets))
         object.__setattr__(self, "C", check_number(_OWNER, "C", self.C, minimum=0.0, open_low=True))
+
+    def missing_metrics(self, columns: Collection[str], schema: Schema | None = None) -> dict[str, str]:
+        """Every metric with the reason, when ``attribute`` is not among the user-attribute ``columns``; else
+        nothing (the attack can run). ``schema`` is not needed (the attribute is named here)."""
+        if self.attribute in set(map(str, columns)):
+            return {}
+        reason = (f"the data has no user attribute {self.attribute!r}; columns are "
+                  f"{sorted(map(str, columns))}.")
+        return {name: reason for source in self.sources for name in self._names(source)}
 
     def run(self, target: AttackTarget, *, rng: np.random.Generator) -> AttackResult:
         check_run_args("AttributeInference", target, rng)
         attrs = target.original.user_attributes
-        if self.attribute not in attrs.columns:
-            raise ConfigError(
-                f"{_OWNER}.attribute must be a user attribute; got {self.attribute!r}; "
-                f"columns are {sorted(map(str, attrs.columns))}."
-            )
+        absent = self.missing_metrics(list(attrs.columns))
+        if absent:
+            return AttackResult(attack="attribute_inference", missing=absent)
         column = attrs[self.attribute]
         labels = column.astype("string").to_numpy(dtype=object, na_value=None)
         labelled = column.notna().to_numpy(dtype=bool)
         seed = int_seed(rng)
         metrics: dict[str, float] = {}
         missing: dict[str, str] = {}
+        n_labelled = int(labelled.sum())
+        chosen = sample_targets(np.flatnonzero(labelled), self.max_targets, rng)
+        fraction = None
+        if len(chosen) < n_labelled:  # sampled: every source works on the same random subset of labelled users
+            labelled = np.zeros_like(labelled)
+            labelled[chosen] = True
+            fraction = len(chosen) / n_labelled
+            metrics[f"{self.attribute}_targets"] = float(len(chosen))
+            metrics[f"{self.attribute}_population"] = float(n_labelled)
 
         released = target.released.to_csr(binary=True)
         in_release = labelled & (np.diff(released.indptr) > 0)
@@ -111,7 +148,8 @@ class AttributeInference:
                     # trained on raw data sees exactly the released one's data, folds and seed - same result.
                     self._copy("released", source, metrics, missing)
                     continue
-            self._evaluate(source, labels[users], fit_on, apply_to, seed=seed, metrics=metrics, missing=missing)
+            self._evaluate(source, labels[users], fit_on, apply_to, seed=seed, metrics=metrics, missing=missing,
+                           fraction=fraction)
         return AttackResult(attack="attribute_inference", metrics=metrics, missing=missing)
 
     # ------------------------------------------------------------------ internals
@@ -121,8 +159,9 @@ class AttributeInference:
     def _copy(self, source: str, to: str, metrics: dict, missing: dict) -> None:
         metrics[f"{self.attribute}_users_{to}"] = metrics[f"{self.attribute}_users_{source}"]
         for name, new in zip(self._names(source), self._names(to), strict=True):
-            if name in metrics:
-                metrics[new] = metrics[name]
+            for suffix in ("", "_ci_low", "_ci_high"):
+                if name + suffix in metrics:
+                    metrics[new + suffix] = metrics[name + suffix]
             if name in missing:
                 missing[new] = missing[name]
 
@@ -133,7 +172,8 @@ class AttributeInference:
             warnings.warn(f"{_OWNER} skipped source {source!r}: {reason}", DataWarning, stacklevel=4)
 
     def _evaluate(
-        self, source: str, y: NDArray, fit_on: Any, apply_to: Any, *, seed: int, metrics: dict, missing: dict
+        self, source: str, y: NDArray, fit_on: Any, apply_to: Any, *, seed: int, metrics: dict, missing: dict,
+        fraction: float | None = None,
     ) -> None:
         metrics[f"{self.attribute}_users_{source}"] = float(len(y))
         classes, counts = np.unique(y.astype(str), return_counts=True) if len(y) else (np.zeros(0), np.zeros(0))
@@ -155,16 +195,24 @@ class AttributeInference:
         dense = not sp.issparse(fit_on)
         proba = np.zeros((len(y), len(classes)))
         splitter = StratifiedKFold(n_splits=self.folds, shuffle=True, random_state=seed)
-        with threadpool_limits(1, "blas"):  # small problems: threads only contend (and vary run to run)
+        with threadpool_limits(1, "blas"), \
+                progress.track(f"attack {_OWNER} ({source})", self.folds, unit="folds") as bar:
+            # one BLAS thread: small problems, where threads only contend (and vary run to run)
             for train, test in splitter.split(np.zeros(len(y)), y):
                 clf = LogisticRegression(C=self.C, max_iter=self.max_iter)
                 if dense:
                     clf = make_pipeline(StandardScaler(), clf)
                 clf.fit(fit_on[train], y[train])
                 proba[test] = clf.predict_proba(apply_to[test])  # classes_ are sorted, as `classes`
+                bar.update(1)
         auc_name, bacc_name = self._names(source)
         if len(classes) == 2:
             metrics[auc_name] = float(roc_auc_score(y == classes[1], proba[:, 1]))
+            if fraction is not None:  # a sample of the labelled users: the AUC's 95% interval
+                positive = y == classes[1]
+                low, high = auc_interval(proba[positive, 1], proba[~positive, 1],
+                                         population=round(len(y) / fraction))
+                metrics[f"{auc_name}_ci_low"], metrics[f"{auc_name}_ci_high"] = low, high
         else:
             metrics[auc_name] = float(roc_auc_score(y, proba, multi_class="ovr", average="macro", labels=classes))
         metrics[bacc_name] = float(balanced_accuracy_score(y, classes[np.argmax(proba, axis=1)]))

@@ -132,3 +132,79 @@ def check_number(owner: str, name: str, value: object, *, minimum: float, open_l
         rule = f"> {minimum:g}" if open_low else f">= {minimum:g}"
         raise ConfigError(f"{owner}.{name} must be a finite number {rule}; got {value!r}.")
     return float(value)
+
+
+# ---------------------------------------------------------------------- sampled targets (private)
+#: Two-sided 95% normal quantile of the intervals below.
+Z95 = 1.959963984540054
+
+
+def check_max_targets(owner: str, value: object) -> int | None:
+    """``<attack>.max_targets``: a positive integer or None (attack every target)."""
+    return check_int(owner, "max_targets", value, minimum=1, allow_none=True)
+
+
+def sample_targets(pool: NDArray[np.int64], max_targets: int | None, rng: np.random.Generator) -> NDArray[np.int64]:
+    """``pool`` itself when it holds at most ``max_targets`` units (nothing is drawn from ``rng``: results stay
+    identical to an attack without the cap), else a simple random sample of ``max_targets`` of them without
+    replacement, ascending."""
+    if max_targets is None or len(pool) <= max_targets:
+        return pool
+    return np.sort(rng.choice(pool, size=max_targets, replace=False))
+
+
+def proportion_interval(hits: int, n: int, population: int) -> tuple[float, float]:
+    """95% Wilson score interval of a population share from ``hits`` out of a simple random sample of ``n``
+    of ``population`` units, with the finite-population correction (the effective sample size is
+    ``n (N - 1) / (N - n)``): a point when every unit was sampled. NaN for an empty sample."""
+    if n <= 0:
+        return float("nan"), float("nan")
+    p = hits / n
+    if n >= population:
+        return p, p
+    n_eff = n * (population - 1) / (population - n)
+    z2 = Z95 * Z95
+    centre = (p + z2 / (2 * n_eff)) / (1 + z2 / n_eff)
+    half = Z95 * np.sqrt(p * (1 - p) / n_eff + z2 / (4 * n_eff * n_eff)) / (1 + z2 / n_eff)
+    low = 0.0 if hits == 0 else max(0.0, centre - half)  # exact ends: rounding must not exclude 0 or 1
+    high = 1.0 if hits == n else min(1.0, centre + half)
+    return float(low), float(high)
+
+
+def auc_interval(
+    positives: NDArray, negatives: NDArray, *, positive_unit: NDArray[np.int64] | None = None,
+    negative_unit: NDArray[np.int64] | None = None, n_units: int | None = None, population: int | None = None,
+) -> tuple[float, float]:
+    """95% interval of a ROC AUC (ties 1/2) whose scores come from sampled units (users), each of which may
+    contribute several scores (clustered pairs).
+
+    DeLong's placement values (DeLong, DeLong & Clarke-Pearson, Biometrics 1988) -- ``V10`` of a positive:
+    the share of negatives it beats; ``V01`` of a negative: the share of positives that beat it -- summed per
+    unit into the influence ``T_u = sum (V10 - A) / n_pos + sum (V01 - A) / n_neg`` of unit ``u``; the
+    variance is the cluster-robust ``K / (K - 1) * sum_u T_u^2`` over the ``K`` units (Obuchowski, Biometrics
+    1997), times the finite-population factor ``1 - K / population``. Without unit labels every score is its
+    own unit. Normal interval, clipped to [0, 1]. NaN when either side is empty or there is one unit.
+    """
+    pos = np.asarray(positives, dtype=np.float64)
+    neg = np.asarray(negatives, dtype=np.float64)
+    n_pos, n_neg = len(pos), len(neg)
+    if n_pos == 0 or n_neg == 0:
+        return float("nan"), float("nan")
+    sorted_neg, sorted_pos = np.sort(neg), np.sort(pos)
+    v10 = (np.searchsorted(sorted_neg, pos, side="left") + np.searchsorted(sorted_neg, pos, side="right")) / (
+        2.0 * n_neg)
+    v01 = ((n_pos - np.searchsorted(sorted_pos, neg, side="right"))
+           + (n_pos - np.searchsorted(sorted_pos, neg, side="left"))) / (2.0 * n_pos)
+    a = float(v10.mean())
+    if positive_unit is None or negative_unit is None:
+        positive_unit = np.arange(n_pos, dtype=np.int64)
+        negative_unit = np.arange(n_pos, n_pos + n_neg, dtype=np.int64)
+    units, codes = np.unique(np.concatenate([positive_unit, negative_unit]), return_inverse=True)
+    k = len(units) if n_units is None else int(n_units)
+    if k < 2:
+        return float("nan"), float("nan")
+    influence = np.bincount(codes, weights=np.concatenate([(v10 - a) / n_pos, (v01 - a) / n_neg]),
+                            minlength=len(units))
+    fpc = 1.0 if population is None else max(0.0, 1.0 - k / max(population, k))
+    half = Z95 * float(np.sqrt(k / (k - 1) * float((influence**2).sum()) * fpc))
+    return max(0.0, a - half), min(1.0, a + half)

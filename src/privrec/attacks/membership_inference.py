@@ -9,8 +9,18 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
 
+from privrec import progress
 from privrec.attacks._sparse import contains, sorted_unique
-from privrec.attacks.base import AttackResult, AttackTarget, check_int, check_run_args
+from privrec.attacks.base import (
+    AttackResult,
+    AttackTarget,
+    auc_interval,
+    check_int,
+    check_max_targets,
+    check_run_args,
+    sample_targets,
+)
+from privrec.errors import ConfigError
 
 __all__ = ["MembershipInference"]
 
@@ -71,11 +81,22 @@ class MembershipInference:
     i.e. ``roc_auc_score``). Counts: ``mia_users``, ``mia_user_members``, ``mia_user_nonmembers``. Without a
     model every metric is missing.
 
+    **Sampling** (``max_targets``; ``max_users`` is its older name, either may be set): when more users than
+    that qualify for the interaction level, or for either side of the user level, a simple random sample of
+    ``max_targets`` of them is attacked (drawn from ``rng``; nothing is drawn when every user fits, so results
+    are then those of the unsampled attack). The AUCs are then estimates, reported with their 95% intervals
+    (``..._auc_..._ci_low`` / ``_ci_high``: DeLong placement values with the user as the cluster, and the
+    finite-population factor, :func:`~privrec.attacks.base.auc_interval`) and the sample and population sizes
+    (``mia_users`` of ``mia_users_population``; at the user level ``mia_user_members`` and
+    ``mia_user_nonmembers`` of ``mia_user_population``). The cost is linear in the
+    sampled users (each scored over the whole catalogue), never quadratic in the population.
+
     Score rows are computed densely in batches of users (about ``block_elements`` floats at a time).
     """
 
     negatives: int = 1
     max_users: int | None = None
+    max_targets: int | None = None
 
     #: Upper bound on the elements of one dense block of score rows.
     block_elements: ClassVar[int] = 1 << 22
@@ -84,6 +105,10 @@ class MembershipInference:
         object.__setattr__(self, "negatives", check_int(_OWNER, "negatives", self.negatives, minimum=1))
         object.__setattr__(self, "max_users", check_int(_OWNER, "max_users", self.max_users, minimum=1,
                                                         allow_none=True))
+        object.__setattr__(self, "max_targets", check_max_targets(_OWNER, self.max_targets))
+        if self.max_users is not None and self.max_targets is not None and self.max_users != self.max_targets:
+            raise ConfigError(f"{_OWNER}.max_users (the older name of max_targets) must equal max_targets when "
+                              f"both are set; got {self.max_users} and {self.max_targets}.")
 
     def run(self, target: AttackTarget, *, rng: np.random.Generator) -> AttackResult:
         check_run_args("MembershipInference", target, rng)
@@ -104,9 +129,10 @@ class MembershipInference:
         n_items = released.shape[1]
 
         # ---------------------------------------------------------- interaction level
-        users = np.flatnonzero(np.diff(released.indptr) > 0)
-        users = self._sample(users, rng)
+        eligible = np.flatnonzero(np.diff(released.indptr) > 0)
+        users = self._sample(eligible, rng)
         metrics["mia_users"] = float(len(users))
+        sampled = len(users) < len(eligible)
         known = ((original[users] + released[users] + test[users]) > 0).astype(np.float32).tocsr()
         member_u, member_i = _pairs(released[users], users)
         held = test[users] - test[users].multiply((original[users] + released[users]) > 0)
@@ -120,13 +146,18 @@ class MembershipInference:
         withheld = target.withheld
         group = np.zeros(0, dtype=np.int64)
         members = outsiders = group
+        user_population, sampled_users = 0, False
         if withheld is None or not withheld.any():
             for name in user_names:
                 missing[name] = "no user was withheld (nobody opted out), so there are no non-member users."
         else:
             has_original = np.diff(original.indptr) > 0
-            members = self._sample(np.flatnonzero(~withheld & (np.diff(released.indptr) > 0)), rng)
-            outsiders = self._sample(np.flatnonzero(withheld & has_original), rng)
+            member_pool = np.flatnonzero(~withheld & (np.diff(released.indptr) > 0))
+            outsider_pool = np.flatnonzero(withheld & has_original)
+            members = self._sample(member_pool, rng)
+            outsiders = self._sample(outsider_pool, rng)
+            user_population = len(member_pool) + len(outsider_pool)
+            sampled_users = len(members) + len(outsiders) < user_population
             metrics["mia_user_members"] = float(len(members))
             metrics["mia_user_nonmembers"] = float(len(outsiders))
             if len(members) == 0 or len(outsiders) == 0:
@@ -164,6 +195,10 @@ class MembershipInference:
                     missing[name] = f"no {what} interactions among {len(users)} users."
                 continue
             metrics[names[0]], metrics[names[1]] = _roc(p_member, non)
+            if sampled:
+                non_u = test_u if kind == "test" else neg_u
+                self._interval(metrics, names[0], p_member, non, member_u=member_u, other_u=non_u,
+                               n_users=len(users), population=len(eligible))
 
         t_member, t_test, t_neg = np.split(truth_pct, [len(orig_u), len(orig_u) + len(true_u)])
         for names, non, kind in ((_ORIGINAL_NAMES[:2], t_test, "held-out test"),
@@ -174,6 +209,10 @@ class MembershipInference:
                     missing[name] = f"no {what} interactions among {len(users)} users."
                 continue
             metrics[names[0]], metrics[names[1]] = _roc(t_member, non)
+            if sampled:
+                non_u = true_u if non is t_test else true_neg_u
+                self._interval(metrics, names[0], t_member, non, member_u=orig_u, other_u=non_u,
+                               n_users=len(users), population=len(eligible))
 
         if len(group):
             # mean per user: pairs are grouped by position in `group`
@@ -182,13 +221,27 @@ class MembershipInference:
                 np.bincount(position, minlength=len(group)), 1)
             metrics["mia_user_auc"], metrics["mia_user_tpr_at_1fpr"] = _roc(signal[: len(members)],
                                                                             signal[len(members):])
+            if sampled_users:
+                low, high = auc_interval(signal[: len(members)], signal[len(members):], population=user_population)
+                metrics["mia_user_auc_ci_low"], metrics["mia_user_auc_ci_high"] = low, high
+        if sampled:
+            metrics["mia_users_population"] = float(len(eligible))
+        if len(group) and sampled_users:
+            metrics["mia_user_population"] = float(user_population)
         return AttackResult("membership_inference", metrics, missing)
+
+    @staticmethod
+    def _interval(metrics: dict[str, float], name: str, members: NDArray, others: NDArray, *,
+                  member_u: NDArray[np.int64], other_u: NDArray[np.int64], n_users: int, population: int) -> None:
+        """``<name>_ci_low`` / ``_ci_high``: the AUC's 95% interval with the user as the sampling unit."""
+        low, high = auc_interval(members, others, positive_unit=member_u, negative_unit=other_u,
+                                 n_units=n_users, population=population)
+        metrics[f"{name}_ci_low"], metrics[f"{name}_ci_high"] = low, high
 
     # ------------------------------------------------------------------ internals
     def _sample(self, users: NDArray[np.int64], rng: np.random.Generator) -> NDArray[np.int64]:
-        if self.max_users is None or len(users) <= self.max_users:
-            return users
-        return np.sort(rng.choice(users, size=self.max_users, replace=False))
+        cap = self.max_targets if self.max_targets is not None else self.max_users
+        return sample_targets(users, cap, rng)
 
     def _negatives(self, owners: NDArray[np.int64], known: sp.csr_matrix, users: NDArray[np.int64], n_items: int,
                    rng: np.random.Generator) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
@@ -220,10 +273,12 @@ class MembershipInference:
         inverse = np.searchsorted(distinct, users)  # position of each pair's user among the distinct users
         batch = max(1, self.block_elements // max(1, n_items))
         bounds = np.searchsorted(inverse[order], np.arange(0, len(distinct) + batch, batch))
-        for b, start in enumerate(range(0, len(distinct), batch)):
-            rows = np.asarray(model.score(distinct[start : start + batch]), dtype=np.float64)
-            sel = order[bounds[b] : bounds[b + 1]]
-            out[sel] = _average_rank(rows, inverse[sel] - start, items[sel])
+        with progress.track("attack membership_inference", len(distinct), unit="users") as bar:
+            for b, start in enumerate(range(0, len(distinct), batch)):
+                rows = np.asarray(model.score(distinct[start : start + batch]), dtype=np.float64)
+                sel = order[bounds[b] : bounds[b + 1]]
+                out[sel] = _average_rank(rows, inverse[sel] - start, items[sel])
+                bar.update(len(rows))
         return (out - 0.5) / n_items
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -9,10 +10,18 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
 
+from privrec import progress
 from privrec.attacks._quasi import QuasiMatch
 from privrec.attacks._sparse import chunks, contains, group_top2, merge_top2, ranges, sorted_unique
-from privrec.attacks.base import AttackResult, AttackTarget, check_int, check_number, check_run_args
-from privrec.data.dataset import Dataset
+from privrec.attacks.base import (
+    AttackResult,
+    AttackTarget,
+    check_max_targets,
+    check_number,
+    check_run_args,
+    proportion_interval,
+)
+from privrec.data.dataset import Dataset, Schema
 from privrec.errors import ConfigError, DataValidationError
 
 __all__ = ["ReIdentification"]
@@ -61,7 +70,12 @@ class ReIdentification:
     ``"a|b"``, or a prefix match of a released ``"021**"``; a missing value on either side rules nothing out.
 
     **Metrics**, per ``m`` (targets: users with at least ``m`` distinct original items; ``max_targets``
-    draws a random subset for speed, so the rates become estimates):
+    draws a simple random subset of them, nested over ``m``, so the rates become estimates: each then comes
+    with its 95% interval, ``<metric>_ci_low`` / ``_ci_high`` (Wilson score interval with the finite-population
+    correction, :func:`~privrec.attacks.base.proportion_interval`); ``targets_m{m}`` and ``eligible_m{m}``
+    are the sample and the population.
+    Every released profile stays a candidate, so the cost is linear in the targets (each scored against the
+    holders of its known items), never quadratic in the population):
 
     - ``reid_rate_m{m}``: re-identified / targets. Users whose released row is empty (opted out) count as
       not re-identified.
@@ -122,10 +136,25 @@ class ReIdentification:
             raise ConfigError(f"{_OWNER}.demographics must be true or false; got {self.demographics!r}.")
         object.__setattr__(self, "demographics", bool(self.demographics))
         object.__setattr__(self, "eccentricity", check_number(_OWNER, "eccentricity", self.eccentricity, minimum=0.0))
-        object.__setattr__(self, "max_targets", check_int(_OWNER, "max_targets", self.max_targets, minimum=1,
-                                                          allow_none=True))
+        object.__setattr__(self, "max_targets", check_max_targets(_OWNER, self.max_targets))
 
     # ------------------------------------------------------------------ run
+    def missing_metrics(self, columns: Collection[str], schema: Schema) -> dict[str, str]:
+        """With ``demographics``, every metric and the reason when the data has no quasi-identifier
+        (``schema.quasi_identifiers`` that are all among ``columns``); else nothing (the attack can run).
+        A run (:func:`privrec.experiment.plan`) then records them as missing instead of running the attack;
+        :meth:`run` itself, called on such data, raises."""
+        if not self.demographics:
+            return {}
+        qis = tuple(schema.quasi_identifiers)
+        absent = [q for q in qis if q not in set(map(str, columns))]
+        if qis and not absent:
+            return {}
+        reason = (f"{_OWNER}.demographics needs quasi-identifiers; the data has "
+                  f"{'none in its schema' if not qis else f'{len(absent)} of them missing: {sorted(absent)}'}.")
+        ms = self.m if isinstance(self.m, tuple) else (self.m,)
+        return {f"{name}_m{m}": reason for m in ms for name in ("reid_rate", "reid_rate_released", "unicity")}
+
     def run(self, target: AttackTarget, *, rng: np.random.Generator) -> AttackResult:
         check_run_args("ReIdentification", target, rng)
         original, released = target.original, target.released
@@ -166,6 +195,8 @@ class ReIdentification:
 
         metrics: dict[str, float] = {}
         missing: dict[str, str] = {}
+        work = sum(min(int((history >= m).sum()), self.max_targets or original.n_users) for m in ms)
+        bar = progress.track("attack reidentification", work, unit="targets")
         for m in ms:
             eligible = np.flatnonzero(history >= m)
             targets = eligible
@@ -190,6 +221,16 @@ class ReIdentification:
             metrics[f"unicity_m{m}"] = int(unique.sum()) / len(targets)
             metrics[f"targets_m{m}"] = float(len(targets))
             metrics[f"eligible_m{m}"] = float(len(eligible))
+            if len(targets) < len(eligible):  # sampled: the rates are estimates, with their 95% intervals
+                n_unique = int(unique.sum())
+                for name, k, n, population in (
+                        (f"reid_rate_m{m}", n_hit, len(targets), len(eligible)),
+                        (f"reid_rate_released_m{m}", n_hit, n_present, int(rel.has_profile[eligible].sum())),
+                        (f"unicity_m{m}", n_unique, len(targets), len(eligible))):
+                    if name in metrics:
+                        metrics[f"{name}_ci_low"], metrics[f"{name}_ci_high"] = proportion_interval(k, n, population)
+            bar.update(len(targets))
+        bar.close()
         return AttackResult(attack="reidentification", metrics=metrics, missing=missing)
 
     # ------------------------------------------------------------------ setup

@@ -6,7 +6,14 @@ Segments smaller than ``evaluation.min_segment_users`` are never published on th
 Definitions and normalisations: ``docs/metrics.md``.
 """
 
-from privrec.evaluation.evaluate import Evaluation, evaluate, metric_key
+from privrec.evaluation.evaluate import (
+    Evaluation,
+    check_max_users,
+    evaluate,
+    mean_interval,
+    metric_key,
+    sample_users,
+)
 from privrec.evaluation.metrics import (
     RANKING_METRICS,
     auc,
@@ -28,12 +35,15 @@ __all__ = [
     "RANKING_METRICS",
     "attribute_segments",
     "auc",
+    "check_max_users",
     "check_min_segment_users",
     "evaluate",
     "gini_exposure",
     "item_coverage",
+    "mean_interval",
     "mean_popularity",
     "metric_key",
     "published_segments",
     "ranking_metrics",
+    "sample_users",
 ]

@@ -11,19 +11,22 @@ aggregates reach :meth:`~Evaluation.to_metrics`, :meth:`~Evaluation.table` and w
 
 from __future__ import annotations
 
+import concurrent.futures
 import math
+import os
 import posixpath
 import re
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
-from tqdm.auto import tqdm
+from threadpoolctl import threadpool_limits
 
+from privrec import progress as _progress
 from privrec.errors import ConfigError, DataValidationError, DataWarning
 from privrec.evaluation.metrics import (
     auc,
@@ -37,7 +40,7 @@ if TYPE_CHECKING:  # type-only: evaluation needs no model code (and so never imp
     from privrec.data.dataset import Dataset
     from privrec.models.base import Recommendations, Recommender
 
-__all__ = ["Evaluation", "evaluate", "metric_key"]
+__all__ = ["Evaluation", "check_max_users", "evaluate", "mean_interval", "metric_key", "sample_users"]
 
 #: Row name of the whole population in :meth:`Evaluation.table`; not allowed as a segment name.
 OVERALL = "overall"
@@ -148,13 +151,80 @@ def _list_metrics(top: NDArray[np.int64], n_items: int, cutoffs: tuple[int, ...]
 
 
 def _summarize(
-    per_user: pd.DataFrame, top: NDArray[np.int64], fallback: NDArray[np.bool_], n_items: int, cutoffs: tuple[int, ...]
+    per_user: pd.DataFrame, top: NDArray[np.int64], fallback: NDArray[np.bool_], n_items: int, cutoffs: tuple[int, ...],
+    *, population: int | None = None,
 ) -> dict[str, float]:
     out = {col: _nanmean(per_user[col].to_numpy()) for col in per_user.columns}
     out.update(_list_metrics(top, n_items, cutoffs))
     out["n_users"] = float(len(per_user))
     out["fallback_users"] = float(fallback.sum())
+    if population is not None:  # a sample of the users with test data: the sample size, the population, intervals
+        out["n_users_evaluated"] = float(len(per_user))
+        out["n_users_eligible"] = float(population)
+        for col in per_user.columns:
+            low, high = mean_interval(per_user[col].to_numpy(), population)
+            out[f"{col}_ci_low"], out[f"{col}_ci_high"] = low, high
     return out
+
+
+#: Two-sided 95% normal quantile of every interval this module and the attacks report.
+Z95 = 1.959963984540054
+
+
+def mean_interval(values: NDArray[np.float64], population: int) -> tuple[float, float]:
+    """95% interval of the population mean from a simple random sample (without replacement) of it.
+
+    ``mean +- 1.96 * sd / sqrt(n) * sqrt(1 - n / N)`` over the ``n`` non-NaN ``values`` (``sd`` with ``n - 1``
+    degrees of freedom) out of ``N = population`` units; the finite-population factor makes the interval a
+    point when every unit was measured. NaN when fewer than two values are defined.
+    """
+    x = np.asarray(values, dtype=np.float64)
+    x = x[~np.isnan(x)]
+    n = len(x)
+    if n < 2:
+        return math.nan, math.nan
+    mean = float(x.mean())
+    fpc = max(0.0, 1.0 - n / max(population, n))
+    half = Z95 * float(x.std(ddof=1)) / math.sqrt(n) * math.sqrt(fpc)
+    return mean - half, mean + half
+
+
+def check_max_users(value: object) -> int | None:
+    """``evaluation.max_users``: a positive integer or None (evaluate every user with test data)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ConfigError(f"evaluation.max_users must be a positive integer or null; got {value!r}.")
+    return int(value)
+
+
+def sample_users(test: Dataset, *, max_users: int | None, rng: np.random.Generator) -> NDArray[np.int64]:
+    """The users :func:`evaluate` should evaluate: every user with test data, or, when there are more than
+    ``max_users``, a simple random sample of ``max_users`` of them (without replacement, drawn from ``rng``;
+    ascending indices). Users are sampled, never candidate items: metrics over sampled items are biased
+    (Krichene & Rendle, "On Sampled Metrics for Item Recommendation", KDD 2020), a user sample is not. Every
+    segment's users in the sample are a simple random sample of that segment too, so per-segment means stay
+    unbiased (their intervals are wider for small segments)."""
+    max_users = check_max_users(max_users)
+    eligible = np.flatnonzero(np.bincount(test.user_idx, minlength=test.n_users) > 0)
+    if max_users is None or len(eligible) <= max_users:
+        return eligible
+    return np.sort(rng.choice(eligible, size=max_users, replace=False))
+
+
+#: Upper bound on the elements of one dense block of scores (users x items) scored and ranked for AUC at once.
+_SCORE_BLOCK = 1 << 23
+
+
+def _threads(threads: int | None) -> int:
+    if threads is None:
+        try:
+            return max(1, len(os.sched_getaffinity(0)))
+        except AttributeError:  # pragma: no cover - not Linux
+            return max(1, os.cpu_count() or 1)
+    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
+        raise ConfigError(f"threads must be a positive integer or None (every usable core); got {threads!r}.")
+    return int(threads)
 
 
 # ---------------------------------------------------------------------------------------------- evaluate
@@ -167,16 +237,18 @@ def evaluate(
     segments: Mapping[str, NDArray[np.bool_]] | None = None,
     item_popularity: NDArray[np.float64] | None = None,
     batch_size: int = 2048,
-    progress: bool = False,
+    progress: bool | None = None,
     exclude_seen: bool = True,
+    users: NDArray[np.integer] | None = None,
+    threads: int | None = None,
 ) -> Evaluation:
     """Evaluate a fitted ``model`` on ``test``, overall and per segment.
 
-    Evaluated users are those with at least one ``test`` interaction; ``train`` and ``test`` must share their
-    vocabularies, so user *i* is the same person in both. For each batch of them the model is asked for
-    ``recommend(users, n=max(cutoffs), exclude_seen=exclude_seen)`` (ranking and beyond-accuracy metrics) and
-    ``score(users)`` (AUC over the whole catalogue minus the user's training items, or the whole catalogue
-    when ``exclude_seen`` is false).
+    Evaluated users are those with at least one ``test`` interaction (or the sample of them given as
+    ``users``); ``train`` and ``test`` must share their vocabularies, so user *i* is the same person in both.
+    For each batch of them the model is asked for ``recommend(users, n=max(cutoffs), exclude_seen=exclude_seen)``
+    (ranking and beyond-accuracy metrics) and ``score(users)`` (AUC over the whole catalogue minus the user's
+    training items, or the whole catalogue when ``exclude_seen`` is false).
 
     Metrics (see ``docs/metrics.md``): per user ``precision|recall|ndcg|map|mrr|hit_rate_at_K``, ``auc`` and
     ``mean_popularity_at_K``; per group of lists ``item_coverage_at_K`` and ``gini_exposure_at_K``; plus the
@@ -197,13 +269,26 @@ def evaluate(
         Per-item popularity for ``mean_popularity_at_K``; default: the share of users with training data who
         interacted with each item in ``train``.
     batch_size
-        Users per call to the model.
+        Users per call to ``recommend``; dense scores for AUC are computed in blocks of at most
+        :data:`_SCORE_BLOCK` elements (users x items) whatever the batch size.
     progress
-        Show a progress bar over users.
+        Show progress over users (:mod:`privrec.progress`; ``None``: the process-wide switch, the run's
+        ``progress`` key).
     exclude_seen
         Whether the items of a user's row in ``train`` (the profile the model was trained on: the *released*
         one after a privacy treatment) are removed from the candidates (and from AUC); the run's
         ``evaluation.exclude`` (``released``: true, the default; ``none``: false).
+    users
+        The users to evaluate, a subset of those with test data (ascending, distinct), typically
+        :func:`sample_users` (``evaluation.max_users``). When it is a strict subset, every per-user mean is an
+        estimate and comes with its 95% interval (``<metric>_ci_low`` / ``_ci_high``, :func:`mean_interval`),
+        overall and per segment, plus ``n_users_evaluated`` (the sample) and ``n_users_eligible`` (users with
+        test data). Set-level metrics (``item_coverage_at_K``, ``gini_exposure_at_K``) are then those of the
+        sampled lists, not estimates of the whole population's. Default: every user with test data, and no
+        interval (the means are exact).
+    threads
+        Batches evaluated at once, each in a thread with one BLAS thread (numpy's sort, BLAS and implicit's
+        top-k release the GIL); default: every usable core. Results do not depend on it.
 
     Notes
     -----
@@ -225,6 +310,7 @@ def evaluate(
     max_k = ks[-1]
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ConfigError(f"evaluation.batch_size must be a positive integer; got {batch_size!r}.")
+    n_threads = _threads(threads)
     n_users, n_items = train.n_users, train.n_items
     masks = _check_segments(segments, n_users)
 
@@ -239,12 +325,31 @@ def evaluate(
             f"item_popularity must have one value per item, shape ({n_items},); got {popularity.shape}."
         )
 
-    users = np.flatnonzero(np.diff(test_csr.indptr) > 0)
-    if users.size == 0:
+    has_test = np.diff(test_csr.indptr) > 0
+    eligible = np.flatnonzero(has_test)
+    if eligible.size == 0:
         raise DataValidationError(
             "test must hold at least one interaction; got none. Check the split before evaluating."
         )
-    n_overlap = train_csr.multiply(test_csr).nnz if exclude_seen else 0
+    if users is None:
+        users = eligible
+    else:
+        users = np.asarray(users)
+        if (users.ndim != 1 or not np.issubdtype(users.dtype, np.integer) or users.size == 0
+                or users.min() < 0 or users.max() >= n_users or np.any(np.diff(users) <= 0)
+                or not has_test[users].all()):
+            raise DataValidationError(
+                f"users must be distinct ascending indices of users with test data (1 to {eligible.size} of "
+                f"them); got {users.size} entries that are not. Use sample_users(test, ...)."
+            )
+        users = users.astype(np.int64)
+    sampled = users.size < eligible.size
+    if exclude_seen:
+        # only the evaluated users' pairs: the overlap of the whole matrices costs as much as a sparse product
+        n_overlap = (train_csr[users].multiply(test_csr[users]).nnz if sampled
+                     else train_csr.multiply(test_csr).nnz)
+    else:
+        n_overlap = 0
     if n_overlap:
         warnings.warn(
             f"{n_overlap} test interactions also appear in train; with exclude_seen=True they can never be "
@@ -253,24 +358,42 @@ def evaluate(
             stacklevel=2,
         )
 
+    def one_batch(batch: NDArray[np.integer]) -> tuple[dict[str, NDArray[np.float64]], NDArray, NDArray]:
+        recs = model.recommend(batch, n=max_k, exclude_seen=exclude_seen)
+        top, fallback = _check_recommendations(recs, batch, max_k)
+        batch_test = test_csr[batch]
+        values = ranking_metrics(top, batch_test, cutoffs=ks)
+        step = max(1, _SCORE_BLOCK // max(1, n_items))  # dense score rows per block, whatever the batch size
+        values["auc"] = np.concatenate([
+            auc(model.score(batch[i : i + step]), batch_test[i : i + step],
+                train_csr[batch[i : i + step]] if exclude_seen else None)
+            for i in range(0, batch.size, step)])
+        for k in ks:
+            values[f"mean_popularity_at_{k}"] = mean_popularity(top, popularity, k=k)
+        return values, top, fallback
+
+    batches = [users[start : start + batch_size] for start in range(0, users.size, batch_size)]
     columns: dict[str, list[NDArray[np.float64]]] = {}
     tops: list[NDArray[np.int64]] = []
     fallbacks: list[NDArray[np.bool_]] = []
-    with tqdm(total=users.size, disable=not progress, desc="evaluate", unit="user") as bar:
-        for start in range(0, users.size, batch_size):
-            batch = users[start : start + batch_size]
-            recs = model.recommend(batch, n=max_k, exclude_seen=exclude_seen)
-            top, fallback = _check_recommendations(recs, batch, max_k)
-            batch_test = test_csr[batch]
-            values = ranking_metrics(top, batch_test, cutoffs=ks)
-            values["auc"] = auc(model.score(batch), batch_test, train_csr[batch] if exclude_seen else None)
-            for k in ks:
-                values[f"mean_popularity_at_{k}"] = mean_popularity(top, popularity, k=k)
-            for name, v in values.items():
-                columns.setdefault(name, []).append(v)
-            tops.append(top)
-            fallbacks.append(fallback)
-            bar.update(batch.size)
+    with _progress.track("evaluate", users.size, unit="users", on=progress) as bar, \
+            threadpool_limits(1, "blas"):  # one BLAS thread per batch; batches run on every core
+        if n_threads == 1 or len(batches) == 1:
+            results = map(one_batch, batches)
+            pool = None
+        else:
+            pool = concurrent.futures.ThreadPoolExecutor(max_workers=n_threads, thread_name_prefix="privrec-eval")
+            results = _bounded_map(pool, one_batch, batches, ahead=2 * n_threads)
+        try:
+            for batch, (values, top, fallback) in zip(batches, results, strict=True):
+                for name, v in values.items():
+                    columns.setdefault(name, []).append(v)
+                tops.append(top)
+                fallbacks.append(fallback)
+                bar.update(batch.size)
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
 
     per_user = pd.DataFrame(
         {name: np.concatenate(parts) for name, parts in columns.items()},
@@ -278,7 +401,8 @@ def evaluate(
     )
     top_all = np.concatenate(tops)
     fallback_all = np.concatenate(fallbacks)
-    overall = _summarize(per_user, top_all, fallback_all, n_items, ks)
+    overall = _summarize(per_user, top_all, fallback_all, n_items, ks,
+                         population=eligible.size if sampled else None)
 
     segment_results: dict[str, dict[str, float]] = {}
     empty: list[str] = []
@@ -289,8 +413,12 @@ def evaluate(
             result = dict.fromkeys(overall, math.nan)
             result["n_users"] = 0.0
             result["fallback_users"] = 0.0
+            if sampled:
+                result["n_users_evaluated"] = 0.0
+                result["n_users_eligible"] = float(np.count_nonzero(mask & has_test))
         else:
-            result = _summarize(per_user.loc[inside], top_all[inside], fallback_all[inside], n_items, ks)
+            result = _summarize(per_user.loc[inside], top_all[inside], fallback_all[inside], n_items, ks,
+                                population=int(np.count_nonzero(mask & has_test)) if sampled else None)
         segment_results[name] = result
     if empty:  # names only of segments that carry no attribute value (attr=value names could hold a record value)
         named = [repr(name) for name in empty if "=" not in name]
@@ -302,6 +430,23 @@ def evaluate(
             stacklevel=2,
         )
     return Evaluation(overall=overall, segments=segment_results, per_user=per_user)
+
+
+def _bounded_map(pool: concurrent.futures.Executor, fn: Any, items: list, *, ahead: int) -> Any:
+    """``pool.map(fn, items)`` in order, with at most ``ahead`` items submitted and not yet consumed (so at most
+    that many batches' results are held in memory at once)."""
+    pending: list[concurrent.futures.Future] = []
+    it = iter(items)
+    for item in it:
+        pending.append(pool.submit(fn, item))
+        if len(pending) >= ahead:
+            break
+    while pending:
+        done = pending.pop(0).result()
+        nxt = next(it, None)
+        if nxt is not None:
+            pending.append(pool.submit(fn, nxt))
+        yield done
 
 
 def _check_recommendations(

@@ -17,6 +17,7 @@ from privrec.data.dataset import Dataset
 from privrec.errors import ConfigError, DataValidationError, NotFittedError
 from privrec.models.base import Recommender
 from privrec.privacy.base import PrivacyReport
+from privrec.progress import track as track_progress  # noqa: F401 - the models' one progress hook
 
 #: implicit marks filtered-out and padding slots with this score (``-np.finfo(np.float32).max``).
 IMPLICIT_NEG = np.float32(-np.finfo(np.float32).max)

@@ -55,6 +55,7 @@ from privrec.models._common import (
     check_int,
     empty_lists,
     normalize_lists,
+    track_progress,
 )
 from privrec.models._routing import RoutedModel
 from privrec.models.base import Recommender
@@ -87,7 +88,11 @@ class ImplicitRecommender(RoutedModel):
         raise NotImplementedError
 
     def _fit_model(self, model: Any, user_items: sp.csr_matrix) -> None:
-        model.fit(user_items, show_progress=False)
+        """implicit's ``fit``, its iterations reported through :mod:`privrec.progress` (implicit's public
+        ``callback``, called after every iteration; its own tqdm bar stays off)."""
+        name = f"fit {type(self).__name__}"
+        with track_progress(name, int(getattr(model, "iterations", 0) or 0), unit="iterations") as bar:
+            model.fit(user_items, show_progress=False, callback=lambda *_: bar.update(1))
 
     def _check_common(self) -> None:
         check_int("num_threads", self.num_threads, minimum=0)
