@@ -45,22 +45,26 @@ if TYPE_CHECKING:
     from privrec.tracking.record import RunRecord
     from privrec.tracking.store import Written
 
-__all__ = ["config_dir", "entry", "main"]
+__all__ = ["config_dir", "entry", "main", "version_line"]
 
 USAGE = """usage: privrec <command> [options]
 
 commands:
   run [-m] [overrides...]     run one experiment (or a sweep with -m); see conf/config.yaml for keys
   release [overrides] out=DIR write the treated dataset (interactions, attributes, privacy report), no training
-  data fetch NAME             download a dataset into data_dir (ml-100k)
+  data fetch NAME...          download public datasets into data_dir (ml-100k, ml-1m, ... ; see README)
   data info [overrides...]    describe the configured dataset
+  data inspect FILE [--lines N]
+                              read a log's head; print the dataset.* overrides that load it
   report [--experiment E] [--sweep latest] [--x X] [--y Y]
                               frontier figure (PNG, SVG) and tables (Markdown, LaTeX) of a sweep
   reproduce RUN_ID            re-run a recorded run from its resolved config and compare every metric
   sync FOLDER...              write runs saved when their store failed (record.json) into a store
   ui [--port N]               open the MLflow UI on the tracking store (127.0.0.1 only)
 
-options: --debug  show full tracebacks;  privrec run --help  lists config groups and options
+options: --debug  show full tracebacks;  --version, -V  privrec's version (and git commit)
+  privrec run --help                            lists config groups and options
+  eval "$(privrec run -sc install=bash)"        Tab completion of commands, config groups and keys (bash)
 examples:
   privrec run
   privrec run model=bpr privacy.rate=0.5 seed=1
@@ -279,11 +283,19 @@ def _unique() -> str:
 if not OmegaConf.has_resolver("privrec_unique"):
     OmegaConf.register_new_resolver("privrec_unique", _unique, use_cache=True)
 
+# conf/hydra/launcher/submitit_{local,slurm}.yaml set privrec's values for the submitit plugin's launcher configs
+# of the same names (the command stays `hydra/launcher=submitit_slurm`); Hydra 1.3 then checks them against the
+# plugin's schema - wanted: a mistyped key is an error - and warns that this matching by name is deprecated.
+warnings.filterwarnings("ignore", category=UserWarning,
+                        message=r"\s*'hydra/launcher/submitit_(local|slurm)' is validated against ConfigStore")
+
 
 class _UserError(CompactHydraException):
     """A sweep job's configuration error, raised after its one-line message was printed. Hydra prints a
     compact exception as one line; creating one (also when a worker's exception is unpickled in the sweep's
-    main process) marks the command's exit code as 2."""
+    main process) marks the command's exit code as 2. ``reason``: the job's one-line error (the sweep's summary)."""
+
+    reason: str = ""
 
     def __init__(self, *args: object) -> None:
         super().__init__(*args)
@@ -296,6 +308,8 @@ _STATE: dict[str, Any] = {"user_error": False, "early_attacks": None, "written":
 def _run(argv: list[str], *, debug: bool) -> int:
     conf = config_dir()
     options, overrides = _split_run_args(argv)
+    if "--version" in options:  # Hydra's --version (printed next) names Hydra only
+        print(version_line())
     _check_choices(overrides, conf)
     multirun = bool(options & {"-m", "--multirun"})
     info_only = bool(options - {"-m", "--multirun", "-r", "--run"})
@@ -307,7 +321,9 @@ def _run(argv: list[str], *, debug: bool) -> int:
     import hydra
 
     _STATE.update(user_error=False, written=None, job_started=False)
-    sys.argv = ["privrec run", *argv]
+    # Hydra names the program after argv[0]; the completion script it prints registers for that name, and the
+    # installed function runs `privrec -sc query=bash` (see _shell_completion).
+    sys.argv = ["privrec" if options & {"-sc", "--shell-completion"} else "privrec run", *argv]
     from privrec.tracking.hydra_callback import JOBS_ENV, close_parent_run
 
     os.environ.pop(JOBS_ENV, None)  # privrec's sweeper sets it when it launches the first job
@@ -393,9 +409,12 @@ class _SweepStderr(io.TextIOBase):
     def writable(self) -> bool:
         return True
 
+    def isatty(self) -> bool:
+        return bool(self._target.isatty())
+
     def write(self, text: str) -> int:
-        if self._line_start:
-            self._keep = not _STATE["user_error"] or text.startswith("privrec")
+        if self._line_start:  # "\r": the sweep's progress line, redrawn in place
+            self._keep = not _STATE["user_error"] or text.startswith(("privrec", "\r"))
         if self._keep:
             self._target.write(text)
         if text:
@@ -437,7 +456,9 @@ def _job(cfg: DictConfig) -> Any:
         prefix = f"[job {hc.job.num}] " if multirun else ""
         print(f"privrec: error: {prefix}{exc}", file=sys.stderr)
         if multirun:
-            raise _UserError(f"privrec: error: job {hc.job.num} failed (above)") from None
+            error = _UserError(f"privrec: error: job {hc.job.num} failed (above)")
+            error.reason = str(exc)  # for the sweep's summary (kept when the error is pickled to the main process)
+            raise error from None
         raise SystemExit(2) from None
 
 
@@ -481,7 +502,14 @@ def _plan(experiment: Any, container: dict[str, Any]) -> Any:
 
 def _execute(cfg: DictConfig, hc: Any, *, multirun: bool) -> Any:
     from privrec import experiment
-    from privrec.tracking.hydra_callback import JOBS_ENV, PARENT_ENV, SKIP_ENV
+    from privrec.tracking.hydra_callback import (
+        JOBS_ENV,
+        PARENT_ENV,
+        REPORTED_ENV,
+        SKIP_ENV,
+        current_swept_keys,
+        swept_values,
+    )
     from privrec.tracking.record import now_ms
     from privrec.tracking.store import open_store, repair, write_record
 
@@ -523,12 +551,17 @@ def _execute(cfg: DictConfig, hc: Any, *, multirun: bool) -> Any:
         executor = AttackExecutor().start()
     output_dir = Path(hc.runtime.output_dir)
     bar = _Progress() if show else None
+    # a sweep job's name starts with the values that vary across the sweep: rate=0.3 mechanism=random ALS seed=1
+    swept = swept_values([str(o) for o in hc.overrides.task], current_swept_keys()) if multirun else []
     start = now_ms()
     try:
-        record = experiment.run(plan, hydra_files=hydra_files, on_stage=bar, attack_executor=executor)
+        record = experiment.run(plan, hydra_files=hydra_files, on_stage=bar, attack_executor=executor, swept=swept)
     except BaseException as exc:
         if store is not None:
-            failed = experiment.failed_record(container, exc, start_time=start, hydra_files=hydra_files)
+            failed = experiment.failed_record(container, exc, start_time=start, hydra_files=hydra_files,
+                                              swept=swept)
+            if multirun:
+                failed = failed.with_tags({"mlflow.source.type": "JOB"})
             _STATE["written"] = write_record(store, failed, parent_run_id=parent, save_to=output_dir)
         raise
     finally:
@@ -536,11 +569,14 @@ def _execute(cfg: DictConfig, hc: Any, *, multirun: bool) -> Any:
             bar.close()
         if executor is not None:
             executor.close()
+    if multirun:  # a job of a sweep (MLflow's SourceType JOB; a single run is LOCAL)
+        record = record.with_tags({"mlflow.source.type": "JOB"})
     if multirun and os.environ.get(JOBS_ENV):
         record = record.with_tags({"privrec.sweep_jobs": os.environ[JOBS_ENV]})
     written = write_record(store, record, parent_run_id=parent, save_to=output_dir) if store else None
     _STATE["written"] = written
-    print(summary(container, record, where=_where(written), multirun=multirun, job=job))
+    if not (multirun and os.environ.get(REPORTED_ENV) == "1"):  # privrec's launcher prints a sweep job's line
+        print(summary(container, record, where=_where(written), multirun=multirun, job=job))
     if written is not None and written.saved is not None:
         print(f"privrec: error: the run could not be written to {tracking.get('tracking_uri')} "
               f"({written.error}); it is saved in {written.saved} - write it later with: "
@@ -620,9 +656,10 @@ def summary(cfg: dict[str, Any], record: RunRecord, *, where: str = "", multirun
         lines.append("  privacy: " + ", ".join(f"{k.removeprefix('privacy/')}={m[k]:.4g}" for k in shown))
     attacks = [k for k in m if k.startswith("attack/")]
     if attacks:
-        reid = sorted((k for k in attacks if k.startswith("attack/reid_rate_m")),
+        estimates = [k for k in attacks if not k.endswith(("_ci_low", "_ci_high"))]  # sampled targets: intervals
+        reid = sorted((k for k in estimates if re.fullmatch(r"attack/reid_rate_m\d+", k)),
                       key=lambda k: int(k.rsplit("m", 1)[1]))
-        headline = reid[-1:] + [k for k in attacks if "auc" in k and "tpr" not in k]
+        headline = reid[-1:] + [k for k in estimates if "auc" in k and "tpr" not in k]
         lines.append("  attacks: " + ", ".join(f"{k.removeprefix('attack/')}={m[k]:.3f}" for k in headline)
                      + f" ({len(attacks)} attack metrics in MLflow)")
     tracking = cfg.get("tracking") or {}
@@ -633,18 +670,20 @@ def summary(cfg: dict[str, Any], record: RunRecord, *, where: str = "", multirun
 
 
 # ---------------------------------------------------------------------------- data
-def _compose(overrides: list[str], *, command: str) -> DictConfig:
-    """The config of ``privrec data info`` and ``privrec release`` (Hydra's Compose API); its errors in one line."""
+def _compose(overrides: list[str], *, command: str, hydra_node: bool = False) -> DictConfig:
+    """The config of ``privrec data info``, ``privrec release`` and :func:`privrec.compose` (Hydra's Compose API,
+    the same config folder, defaults and checks as ``privrec run``); its errors in one line. ``hydra_node``: keep
+    the ``hydra`` node (Hydra's ``return_hydra_config``). Hydra's global state is left as it was found."""
     from hydra import compose, initialize_config_dir
 
     for arg in overrides:
-        if arg.startswith("-") or not _override_key(arg):
+        if not isinstance(arg, str) or arg.startswith("-") or not _override_key(arg):
             raise ConfigError(f"{command} overrides must be key=value with a key; got {arg!r}.")
     conf = config_dir()
     _check_choices(overrides, conf)
     try:
         with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
-            return compose(config_name="config", overrides=overrides)
+            return compose(config_name="config", overrides=overrides, return_hydra_config=hydra_node)
     except HydraException as exc:
         raise ConfigError(_hydra_message(exc, overrides)) from exc
     except OmegaConfBaseException as exc:
@@ -654,19 +693,28 @@ def _compose(overrides: list[str], *, command: str) -> DictConfig:
 def _data(argv: list[str]) -> int:
 
     parser = _Parser(prog="privrec data")
-    parser.add_argument("action", choices=["fetch", "info"])
+    parser.add_argument("action", choices=["fetch", "info", "inspect"])
     parser.add_argument("rest", nargs="*")
     parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--lines", type=int, default=1000)
     args = parser.parse_args(argv)
-    if args.action == "fetch":
-        from privrec.data.fetch import fetch_movielens_100k
+    if args.action == "inspect":  # the head of a file -> the dataset.* overrides that load it (no record values)
+        from privrec.data.inspect import inspect_file
+
+        if len(args.rest) != 1:
+            raise ConfigError(f"data inspect takes one FILE; got {len(args.rest)} arguments.")
+        print(inspect_file(args.rest[0], lines=args.lines).describe())
+        return 0
+    if args.action == "fetch":  # from the official source, verified; one line on where from and the licence
+        from privrec.data.catalog import catalog_entry
+        from privrec.data.fetch import fetch_dataset
 
         names = args.rest or ["ml-100k"]
-        if names != ["ml-100k"]:
-            raise ConfigError(f"data fetch supports ['ml-100k']; got {names}. Place other datasets by hand.")
+        for name in names:
+            catalog_entry(name)  # every name is known before anything is downloaded
         data_dir = args.data_dir or os.environ.get("PRIVREC_DATA_DIR", "data")
-        path = fetch_movielens_100k(data_dir)
-        print(f"privrec: ml-100k is ready in {path}")
+        for name in names:
+            print(f"privrec: {name} is ready in {fetch_dataset(name, data_dir)}")
         return 0
     cfg = _plain(_compose(args.rest, command="data info"), resolve=True)
     from privrec.data.fetch import describe
@@ -843,8 +891,11 @@ def _sync(argv: list[str]) -> int:
             record = RunRecord.from_json(path.read_text(encoding="utf-8"))
         except (OSError, ValueError, KeyError) as exc:
             raise ConfigError(f"sync needs valid saved run records; got {path} ({type(exc).__name__}).") from None
-        uri = args.tracking_uri or record.params.get("tracking.tracking_uri")
-        exp = args.experiment or record.params.get("tracking.experiment") or "privrec"
+        # tracking.* are tags (machine-local harness keys); records saved before that kept them as params
+        uri = (args.tracking_uri or record.tags.get("tracking.tracking_uri")
+               or record.params.get("tracking.tracking_uri"))
+        exp = (args.experiment or record.tags.get("tracking.experiment") or record.params.get("tracking.experiment")
+               or "privrec")
         store = stores.get((uri, exp)) or stores.setdefault((uri, exp), open_store(uri, exp))
         parent = record.tags.get("privrec.parent_run_id") or None
         try:
@@ -864,27 +915,184 @@ def _sync(argv: list[str]) -> int:
 
 
 # ---------------------------------------------------------------------------- ui
+#: MLflow 3's classic runs table of one experiment (its home page is a GenAI dashboard); children are collapsed
+#: under their sweep's parent run.
+_RUNS_VIEW = "#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+
+
+def _runs_view_url(base: str, experiment_id: str | None) -> str:
+    """The MLflow UI page that shows ``experiment_id``'s runs (the experiments list when it is ``None``)."""
+    page = "#/experiments" if experiment_id is None else _RUNS_VIEW.format(experiment_id=experiment_id)
+    return f"{base.rstrip('/')}/{page}"
+
+
 def _ui(argv: list[str]) -> int:
-    parser = _Parser(prog="privrec ui")
-    parser.add_argument("--port", type=int, default=5000)
-    parser.add_argument("--tracking-uri", default=None)
+    """``privrec ui``: an MLflow server (``http(s)://``) is already a UI: print the URL of its runs view. Any other
+    store: start MLflow's UI on 127.0.0.1 (telemetry off), print the runs view's URL once it answers, and stop
+    it when this command is interrupted or terminated."""
+    parser = _Parser(prog="privrec ui", description="the MLflow UI on the runs of an experiment")
+    parser.add_argument("--port", type=int, default=5000, help="port on 127.0.0.1 (default 5000)")
+    parser.add_argument("--tracking-uri", default=None, help="MLflow store (default: $MLFLOW_TRACKING_URI or "
+                        "sqlite:///mlflow.db)")
+    parser.add_argument("--experiment", default="privrec", help="whose runs to show (a preset logs to its own)")
     args = parser.parse_args(argv)
+    from privrec.tracking.query import experiment_id
     from privrec.tracking.uri import parse_tracking_uri
 
-    uri = parse_tracking_uri(args.tracking_uri).uri
-    print(f"privrec: MLflow UI for {uri} at http://127.0.0.1:{args.port} (Ctrl-C to stop)")
-    import subprocess
+    loc = parse_tracking_uri(args.tracking_uri)
+    if loc.scheme == "databricks":
+        return _fail(f"privrec ui shows a local store or an MLflow server (http/https); got {loc.uri!r}. "
+                     f"Open the experiment in your Databricks workspace.")
+    if loc.is_server:  # the server is the UI: nothing to start
+        exp_id = experiment_id(loc.uri, experiment=args.experiment)
+        _ui_banner(_runs_view_url(loc.uri, exp_id), args.experiment, exp_id, started=False)
+        return 0
+    if not 0 < args.port < 65536:
+        return _fail(f"--port must be in 1..65535; got {args.port}.")
+    if loc.sqlite_path is not None and not loc.sqlite_path.is_file():
+        return _fail(f"privrec ui needs an existing tracking store; got no file at {loc.sqlite_path.resolve()}. "
+                     f"Record a run first (privrec run) or pass --tracking-uri.")
+    exp_id = experiment_id(loc.uri, experiment=args.experiment)
+    import socket
 
-    env = dict(os.environ, MLFLOW_DISABLE_TELEMETRY="true")
-    cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", "127.0.0.1",
-           "--port", str(args.port)]
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", args.port))
+        except OSError:
+            return _fail(f"--port must be free on 127.0.0.1; got {args.port} (in use). Pass --port N.")
+    import signal
+    import subprocess
+    import time
+    import urllib.request
+
+    # MLflow's usage telemetry off, for the server and the UI it serves (its /ui-telemetry answers "disabled").
+    env = dict(os.environ, MLFLOW_DISABLE_TELEMETRY="true", DO_NOT_TRACK="true")
+    cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", loc.uri, "--host", "127.0.0.1",
+           "--port", str(args.port), "--workers", "1"]
+    base = f"http://127.0.0.1:{args.port}"
+
+    def stop(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    # Its own process group: `mlflow ui` runs the web server and job workers as child processes, which are
+    # stopped together with it below (Ctrl-C reaches this process, which stops the group).
+    server = subprocess.Popen(cmd, env=env, start_new_session=True)
     try:
-        return subprocess.call(cmd, env=env)
+        deadline, healthy = time.monotonic() + 180, False
+        while not healthy and server.poll() is None and time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"{base}/health", timeout=2) as response:
+                    healthy = response.status == 200
+            except OSError:
+                time.sleep(0.2)
+        if not healthy:
+            code = server.poll()
+            got = f"exit code {code}" if code is not None else "no answer from /health in 180 s"
+            return _fail(f"the MLflow UI must start on {base}; got {got} (its output is above).")
+        _ui_banner(_runs_view_url(base, exp_id), args.experiment, exp_id, started=True)
+        return server.wait()
     except KeyboardInterrupt:
         return 0
+    finally:
+        _stop_group(server)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _stop_group(leader: Any, *, grace: float = 10.0) -> None:
+    """SIGTERM to the process group that ``leader`` (a ``Popen`` started with ``start_new_session``) leads, SIGKILL
+    to whatever of it is left after ``grace`` seconds; returns once the leader is reaped."""
+    import signal
+    import time
+
+    def signal_group(sig: int) -> bool:
+        try:
+            os.killpg(leader.pid, sig)
+        except ProcessLookupError:
+            return False
+        return True
+
+    signal_group(signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        leader.poll()  # reap the leader: a zombie would keep the group alive
+        if not signal_group(0):
+            break
+        time.sleep(0.1)
+    else:
+        signal_group(signal.SIGKILL)
+    leader.wait()
+
+
+def _ui_banner(url: str, experiment: str, exp_id: str | None, *, started: bool) -> None:
+    what = (f"runs of experiment '{experiment}'" if exp_id is not None
+            else f"experiments (none is named '{experiment}' yet)")
+    print(f"privrec: MLflow UI, {what}: {url}", flush=True)
+    if exp_id is not None:
+        print("privrec: a sweep is one parent run: expand it (+) to see its jobs; tick runs and Compare to plot them.",
+              flush=True)
+    if started:
+        print("privrec: serving on 127.0.0.1 only, telemetry off; Ctrl-C to stop.", flush=True)
 
 
 # ---------------------------------------------------------------------------- main
+def version_line() -> str:
+    """``privrec --version``: ``privrec X.Y.Z``, plus the git commit when known (as runs record it:
+    :func:`privrec.experiment.provenance`) and whether the checkout had uncommitted changes."""
+    from privrec import __version__
+    from privrec.experiment import provenance
+
+    tags = provenance()
+    commit = tags.get("git.commit") or tags.get("mlflow.source.git.commit")
+    if not commit:
+        return f"privrec {__version__}"
+    dirty = ", uncommitted changes" if tags.get("git.dirty") == "true" else ""
+    return f"privrec {__version__} (commit {commit}{dirty})"
+
+
+def _usage_words() -> tuple[list[str], dict[str, list[str]]]:
+    """The subcommands USAGE lists, and the actions of those listed with one (``data fetch``, ``data info``)."""
+    block = USAGE.partition("commands:")[2].partition("\noptions:")[0]
+    commands: list[str] = []
+    actions: dict[str, list[str]] = {}
+    for line in block.splitlines():
+        if not line.startswith("  ") or line.startswith("   "):
+            continue  # continuation lines are indented further
+        words = line.split()
+        if words and words[0] not in commands:
+            commands.append(words[0])
+        if len(words) > 1 and re.fullmatch(r"[a-z]+", words[1]):
+            actions.setdefault(words[0], []).append(words[1])
+    return sorted(commands), actions
+
+
+def _shell_completion(argv: list[str], *, debug: bool) -> int:
+    """``privrec -sc query=bash``: what the bash function printed by ``privrec run -sc install=bash`` runs on every
+    Tab (Hydra's script calls the line's first word with ``-sc query=bash`` and the line in ``COMP_LINE``).
+
+    After ``privrec``: the subcommands; after ``privrec data``: its actions; after ``privrec run``: Hydra's own
+    completion of config groups, options and keys, given the line without ``run`` (which Hydra would take for an
+    override, and fail). The line is cut at the cursor (``COMP_POINT``). ``install=bash``/``uninstall=bash`` go
+    to Hydra as they are."""
+    if not any(a.startswith("query=") for a in argv):
+        return _run(argv, debug=debug)
+    line = os.environ.get("COMP_LINE", "")  # bash sets it; without it, the line is empty
+    point = os.environ.get("COMP_POINT", "")
+    line = line[: int(point)] if point.isdigit() else line
+    words = line.split()
+    current = len(words) if not line or line[-1].isspace() else len(words) - 1  # the word being completed
+    word = words[current] if current < len(words) else ""
+    commands, actions = _usage_words()
+    if current >= 2 and words[1] == "run":
+        rest = " ".join([words[0], *words[2:]]) + (" " if current == len(words) else "")
+        os.environ["COMP_LINE"], os.environ["COMP_POINT"] = rest, str(len(rest))
+        return _run(argv, debug=debug)
+    choices = [*commands, "--help", "--version"] if current <= 1 else actions.get(words[1], []) if current == 2 else []
+    print(" ".join(c for c in choices if c.startswith(word)))
+    return 0
+
+
 def _one_line_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
                       line: str | None = None) -> str:
     return f"privrec: {category.__name__}: {message}\n"
@@ -901,6 +1109,11 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(USAGE)
         return 0
+    if argv[0] in ("-V", "--version"):
+        print(version_line())
+        return 0
+    if argv[0] in ("-sc", "--shell-completion"):  # what the installed bash completion calls on every Tab
+        return _shell_completion(argv, debug=debug)
     command, rest = argv[0], argv[1:]
     handlers = {"run": lambda: _run(rest, debug=debug), "data": lambda: _data(rest), "ui": lambda: _ui(rest),
                 "release": lambda: _release(rest), "reproduce": lambda: _reproduce(rest),

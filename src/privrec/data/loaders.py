@@ -44,7 +44,7 @@ from privrec.data.digest import LoadResult, Source, _HashingReader
 from privrec.data.fetch import fetch_movielens_100k
 from privrec.errors import ConfigError, DataValidationError
 
-__all__ = ["AGE_BANDS", "Delimited", "MovieLens1M", "MovieLens100K", "Synthetic", "age_band"]
+__all__ = ["AGE_BANDS", "Delimited", "MovieLens1M", "MovieLens100K", "SEPARATORS", "Synthetic", "age_band"]
 
 #: Age bands of MovieLens 1M, used for every dataset's ``age_band`` attribute.
 AGE_BANDS: tuple[str, ...] = ("under 18", "18-24", "25-34", "35-44", "45-49", "50-55", "56+")
@@ -136,9 +136,10 @@ class MovieLens100K:
 class MovieLens1M:
     """GroupLens MovieLens 1M: ``<data_dir>/ml-1m/ratings.dat`` and ``users.dat`` (``::``-separated).
 
-    Not fetched automatically: unzip GroupLens' ``ml-1m.zip`` into ``data_dir``. ``age`` keeps the ML-1M age
-    code (1, 18, 25, 35, 45, 50, 56: the band's lower edge), ``age_band`` is its label; ``occupation`` codes
-    0-20 are mapped to the labels of the ML-1M README. Same attributes and schema as :class:`MovieLens100K`.
+    Not fetched on first use: ``privrec data fetch ml-1m`` (or unzip GroupLens' ``ml-1m.zip`` into
+    ``data_dir``). ``age`` keeps the ML-1M age code (1, 18, 25, 35, 45, 50, 56: the band's lower edge),
+    ``age_band`` is its label; ``occupation`` codes 0-20 are mapped to the labels of the ML-1M README. Same
+    attributes and schema as :class:`MovieLens100K`.
     """
 
     def load(self, data_dir: str | os.PathLike) -> Dataset:
@@ -154,8 +155,8 @@ class MovieLens1M:
         if missing:
             raise DataValidationError(
                 f"MovieLens1M needs ratings.dat and users.dat in {root}; got {len(missing)} of them missing. "
-                "Download ml-1m.zip from https://grouplens.org/datasets/movielens/1m/ "
-                f"and unzip it into {Path(data_dir)}."
+                "Run `privrec data fetch ml-1m`, or download ml-1m.zip from "
+                f"https://grouplens.org/datasets/movielens/1m/ and unzip it into {Path(data_dir)}."
             )
         sources: list[Source] = []
         ratings = _read_double_colon(
@@ -236,10 +237,22 @@ def _movielens_dataset(
 
 
 # ====================================================================== Delimited
+#: Names ``dataset.sep`` accepts besides the character itself (``dataset.sep=,`` is Hydra syntax, not a comma).
+SEPARATORS: dict[str, str] = {"tab": "\t", "comma": ",", "semicolon": ";", "pipe": "|", "space": " "}
+
+
+def _separator(group: str, name: str, value: object) -> str:
+    """A field separator: a name of :data:`SEPARATORS` (``tab``, ``comma``...) or the separator itself."""
+    text = check_str(group, name, value)
+    return SEPARATORS.get(text.lower(), text) if len(text) > 1 else text
+
+
 @dataclass(frozen=True, kw_only=True)
 class Delimited:
     """Any CSV/TSV interaction log, plus an optional user-attribute table.
 
+    ``path`` is required. ``sep`` and ``user_attributes_sep``: the separator, or one of the names of
+    :data:`SEPARATORS` (``tab``, ``comma``, ``semicolon``, ``pipe``, ``space``: ``dataset.sep=,`` is Hydra syntax).
     Columns are given by position (``int``, 0-based) or by name (``str``, needs a header). ``rating_col=None``
     gives every interaction weight 1. Timestamps must be numbers of seconds (fractions are floored).
     Relative paths resolve against ``data_dir``. Ids that are all plain integers (``"42"``, not ``"042"``)
@@ -269,8 +282,13 @@ class Delimited:
     def __post_init__(self) -> None:
         g = "dataset"
         set_ = _setter(self)
+        if self.path in ("???", "", None):  # OmegaConf's mark of a mandatory value nobody set
+            raise ConfigError(
+                "dataset.path must be set: it is required (the interaction log to load, e.g. "
+                "dataset.path=/abs/path/log.csv; privrec data inspect FILE prints the overrides); got nothing."
+            )
         set_("path", check_path(g, "path", self.path))
-        set_("sep", check_str(g, "sep", self.sep))
+        set_("sep", _separator(g, "sep", self.sep))
         set_("header", check_bool(g, "header", self.header))
         for col in ("user_col", "item_col"):
             set_(col, check_column(g, col, getattr(self, col), header=self.header))
@@ -282,7 +300,7 @@ class Delimited:
                 f"dataset.user_col, item_col, rating_col and timestamp_col must be different columns; got {used!r}."
             )
         set_("user_attributes_path", check_path(g, "user_attributes_path", self.user_attributes_path, optional=True))
-        set_("user_attributes_sep", check_str(g, "user_attributes_sep", self.user_attributes_sep))
+        set_("user_attributes_sep", _separator(g, "user_attributes_sep", self.user_attributes_sep))
         set_("user_attributes_header", check_bool(g, "user_attributes_header", self.user_attributes_header))
         set_(
             "user_attributes_id_col",
@@ -302,6 +320,14 @@ class Delimited:
     def load(self, data_dir: str | os.PathLike) -> Dataset:
         return self.read(data_dir).data
 
+    def known_attributes(self) -> tuple[tuple[str, ...], Schema] | None:
+        """The user-attribute columns and schema when known without reading a file: without
+        ``user_attributes_path`` there are none (``((), Schema())``); with one, ``None`` (known once read).
+        Lets a run decide before any work what needs attributes (:func:`privrec.experiment.plan`)."""
+        if self.user_attributes_path is not None:
+            return None
+        return (), Schema()
+
     def input_files(self, data_dir: str | os.PathLike) -> tuple[Path, ...]:
         paths = (self.path,) if self.user_attributes_path is None else (self.path, self.user_attributes_path)
         return tuple(_resolve(data_dir, p) for p in paths)
@@ -309,6 +335,11 @@ class Delimited:
     def read(self, data_dir: str | os.PathLike) -> LoadResult:
         """The dataset and the digests of ``interactions`` (``path``) and ``user_attributes`` (when set)."""
         path = _resolve(data_dir, self.path)
+        if not path.is_file():
+            where = "" if Path(self.path).expanduser().is_absolute() else " (a relative path resolves against data_dir)"
+            raise DataValidationError(
+                f"dataset.path must be an existing file{where}; got {path}, which does not exist."
+            )
         cols = {"user_col": self.user_col, "item_col": self.item_col}
         if self.rating_col is not None:
             cols["rating_col"] = self.rating_col

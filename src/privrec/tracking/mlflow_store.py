@@ -50,6 +50,21 @@ def _dataset_input(dataset: InputDataset) -> Any:
                         tags=[InputTag(k, v) for k, v in dataset.tags.items()])
 
 
+def _log_inputs(client: Any, run_id: str, datasets: list[Any]) -> None:
+    """``client.log_inputs``, tried a second time after a store error: jobs of a sweep logging the same new dataset
+    at once race in the store's get-or-create of its dataset row (on PostgreSQL the loser gets a unique violation
+    on ``dataset_pk``; the store rolls its transaction back, and the retry finds the row)."""
+    import time
+
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.log_inputs(run_id, datasets=datasets)
+    except MlflowException:
+        time.sleep(0.5)
+        client.log_inputs(run_id, datasets=datasets)
+
+
 class MlflowStore:
     """One experiment of one MLflow tracking store, through MLflow's public client."""
 
@@ -121,7 +136,7 @@ class MlflowStore:
             for i in range(0, len(metrics), 1000):
                 client.log_batch(run_id, metrics=metrics[i:i + 1000])
             if record.datasets:
-                client.log_inputs(run_id, datasets=[_dataset_input(d) for d in record.datasets])
+                _log_inputs(client, run_id, [_dataset_input(d) for d in record.datasets])
             for path, text in sorted(record.artifacts.items()):
                 client.log_text(run_id, text, path)
         except BaseException:
