@@ -182,6 +182,9 @@ def _merge_duplicates(data: Dataset, how: str) -> tuple[NDArray, NDArray, NDArra
     n = data.n_interactions
     user, item, weight, ts = data.user_idx, data.item_idx, data.weight, data.timestamp
     pair = user.astype(np.int64) * max(1, data.n_items) + item
+    unique_pairs = np.sort(pair)  # one-key sort: several times faster than the lexsort below, which most logs skip
+    if not np.any(unique_pairs[1:] == unique_pairs[:-1]):
+        return user, item, weight, ts, 0
     row = np.arange(n)
     # Sort so the row to keep is the last of its group; later keys in lexsort are more significant.
     if how == "max":
@@ -227,16 +230,27 @@ def _k_core(
 
 def _compact(data: Dataset, user: NDArray, item: NDArray, weight: NDArray, ts: NDArray | None) -> Dataset:
     """A Dataset over only the users and items that still have interactions, re-indexed in their old order."""
-    users_left = np.unique(user)
-    items_left = np.unique(item)
+    new_user, users_left = _reindex(user, data.n_users)
+    new_item, items_left = _reindex(item, data.n_items)
     return Dataset(
         users=Vocabulary(data.users.ids[users_left]),
         items=Vocabulary(data.items.ids[items_left]),
-        user_idx=np.searchsorted(users_left, user).astype(np.int32),
-        item_idx=np.searchsorted(items_left, item).astype(np.int32),
+        user_idx=new_user,
+        item_idx=new_item,
         weight=weight,
         timestamp=ts,
         user_attributes=data.user_attributes.iloc[users_left].reset_index(drop=True),
         schema=data.schema,
         name=data.name,
     )
+
+
+def _reindex(idx: NDArray, size: int) -> tuple[NDArray[np.int32], NDArray[np.intp]]:
+    """``idx`` re-indexed onto the indices that occur in it, in their old order, and those indices: linear time
+    (a count and a lookup table), and no copy of the mapping when every index still occurs."""
+    present = np.bincount(idx, minlength=size) > 0
+    left = np.flatnonzero(present)
+    if len(left) == size:
+        return idx.astype(np.int32), left
+    lookup = np.cumsum(present, dtype=np.int64) - 1
+    return lookup[idx].astype(np.int32), left
