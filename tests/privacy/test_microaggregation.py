@@ -1,5 +1,4 @@
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -13,8 +12,6 @@ from privrec.privacy import microaggregation
 from privrec.privacy.microaggregation import ProfileKAnonymity, mdav
 from privrec.testing.data import tiny_dataset
 from privrec.testing.privacy import TransformConformance
-
-ML100K = Path(__file__).resolve().parents[2] / ".." / "shared" / "datasets" / "ml-100k" / "u.data"
 
 
 class TestProfileKAnonymity(TransformConformance):
@@ -240,9 +237,9 @@ def test_mdav_rejects_k_above_n():
 
 
 # ------------------------------------------------------------------ real data
-@pytest.mark.skipif(not ML100K.exists(), reason="ML-100K not available under ../shared/datasets")
-def test_movielens_100k_k10():
-    frame = pd.read_csv(ML100K, sep="\t", names=["user_id", "item_id", "rating", "timestamp"])
+def test_movielens_100k_k10(shared_data_dir):
+    frame = pd.read_csv(shared_data_dir / "ml-100k" / "u.data", sep="\t",
+                        names=["user_id", "item_id", "rating", "timestamp"])
     users, items = Vocabulary(np.sort(frame.user_id.unique())), Vocabulary(np.sort(frame.item_id.unique()))
     data = Dataset(users=users, items=items, user_idx=users.index_of(frame.user_id),
                    item_idx=items.index_of(frame.item_id), weight=frame.rating.to_numpy(np.float32),

@@ -28,6 +28,7 @@ from privrec.tracking.store import (
 from privrec.tracking.uri import StoreURI
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # privrec prints its own one line
 os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # MLflow logs schema migrations at INFO
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from privrec.tracking.uri import StoreURI
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # privrec prints its own one line
 os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 
 __all__ = ["RUN_COLUMNS", "SWEEP_TAG", "experiment_id", "load_runs", "log_report_artifacts", "open_client",
