@@ -105,6 +105,25 @@ def test_same_rng_same_choice_and_the_validation_split_is_a_per_user_holdout():
     assert (val.test.user_counts == np.floor(0.3 * train.user_counts + 0.5)).all()
 
 
+def test_row_dependent_weights_are_computed_without_the_validation_rows():
+    # BM25 / TF-IDF depend on other rows: tuning hands `prepare` the validation split's training part only
+    train = _blocks()
+    seen: list[Dataset] = []
+
+    def prepare(data: Dataset) -> Dataset:
+        seen.append(data)
+        return data
+
+    search = GridSearch(grid={"als": {"factors": [1, 4]}}, validation_fraction=0.3)
+    with_prepare = search.tune(ALS(), train, rng=np.random.default_rng(5), prepare=prepare)
+    val = validation_split(train, fraction=0.3, rng=np.random.default_rng(5).spawn(2)[0])
+    (given,) = seen  # once, not once per candidate
+    assert given.n_interactions == val.train.n_interactions < train.n_interactions
+    assert np.array_equal(given.user_idx, val.train.user_idx) and np.array_equal(given.item_idx, val.train.item_idx)
+    # an identity `prepare` changes nothing
+    assert with_prepare.candidates == search.tune(ALS(), train, rng=np.random.default_rng(5)).candidates
+
+
 def test_a_model_without_a_grid_is_not_tuned():
     search = GridSearch(grid={"als": {"factors": [1, 4]}})
     assert search.candidates(Popularity()) == []

@@ -346,8 +346,8 @@ def run(
     fit_data = model_input(cfg, treated.data)  # BM25/TF-IDF weights: computed on the treated training data only
     tuned: TuningResult | None = None
     if p.tuner is not None:  # choose on the treated training data only; the test split is never passed
-        tuned = p.tuner.tune(p.model, fit_data, rng=tuning_rng(rngs.seed), exclude_seen=p.exclude_seen,
-                             batch_size=p.batch_size)
+        tuned = p.tuner.tune(p.model, treated.data, rng=tuning_rng(rngs.seed), exclude_seen=p.exclude_seen,
+                             batch_size=p.batch_size, prepare=lambda d: model_input(cfg, d))
         timings["tune"] = time.perf_counter() - t
         t = time.perf_counter()
     model = (p.model if tuned is None else tuned.model).fit(fit_data, rng=rngs.model)

@@ -44,7 +44,7 @@ import itertools
 import json
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -178,10 +178,12 @@ class GridSearch:
                               f"class name); got {unknown[0]!r}.")
 
     def tune(self, model: Any, train: Dataset, *, rng: np.random.Generator, exclude_seen: bool = True,
-             batch_size: int = 2048) -> TuningResult | None:
+             batch_size: int = 2048, prepare: Callable[[Dataset], Dataset] | None = None) -> TuningResult | None:
         """Choose ``model``'s hyperparameters on a validation split of ``train`` (the treated training data);
         ``None`` when the grid has nothing for this model. ``rng``: the run's tuning stream (one child draws
-        the validation split, another seeds every candidate's fit identically)."""
+        the validation split, another seeds every candidate's fit identically). ``prepare``: what turns training
+        data into the model's input (weights that depend on other rows, such as BM25), applied to the validation
+        split's training part only, so the held-out validation rows never shape the weights."""
         from privrec.evaluation import evaluate
 
         points = self.candidates(model)
@@ -190,9 +192,10 @@ class GridSearch:
         split_rng, fit_rng = rng.spawn(2)
         val = validation_split(train, fraction=self.validation_fraction, rng=split_rng)
         cutoff = _metric_cutoff(self.metric)
+        fit_on = val.train if prepare is None else prepare(val.train)
         scores: list[float] = []
         for params in points:
-            fitted = dataclasses.replace(model, **params).fit(val.train, rng=copy.deepcopy(fit_rng))
+            fitted = dataclasses.replace(model, **params).fit(fit_on, rng=copy.deepcopy(fit_rng))
             result = evaluate(fitted, val.train, val.test, cutoffs=(cutoff,), batch_size=batch_size,
                               exclude_seen=exclude_seen)
             scores.append(float(result.overall[self.metric]))
