@@ -206,9 +206,13 @@ def test_evaluate_counts_empty_attribute_segments_without_naming_them():
                    item_idx=np.zeros(4, np.int32), weight=np.ones(4, np.float32), user_attributes=data.user_attributes)
     train = Dataset(users=data.users, items=data.items, user_idx=np.array([], np.int32),
                     item_idx=np.array([], np.int32), weight=np.array([], np.float32))
-    masks = {**attribute_segments(data, ["town"]), "opted_out": np.zeros(6, dtype=bool)}
+    opted_out = np.zeros(6, dtype=bool)
+    opted_out[5] = True  # a member without test data
+    masks = {**attribute_segments(data, ["town"]), "opted_out": opted_out, "nobody": np.zeros(6, dtype=bool)}
     with pytest.warns(DataWarning) as caught:
-        evaluate(SameList(6), train, test, cutoffs=[2], segments=masks)
+        result = evaluate(SameList(6), train, test, cutoffs=[2], segments=masks)
     (message,) = [str(w.message) for w in caught if "no evaluated user" in str(w.message)]
+    # a group nobody is in (opted_out of a run where nobody opted out) is not worth a warning; it is still NaN
     assert message == ("2 segments have no evaluated user (none with test data); their metrics are NaN: "
                        "'opted_out', 1 attribute values.")
+    assert result.segments["nobody"]["n_users"] == 0.0

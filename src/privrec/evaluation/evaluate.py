@@ -409,7 +409,8 @@ def evaluate(
     for name, mask in masks.items():
         inside = mask[users]
         if not inside.any():
-            empty.append(name)
+            if mask.any():  # members but none evaluated: a warning; a group nobody is in (opted_out at rate 0): none
+                empty.append(name)
             result = dict.fromkeys(overall, math.nan)
             result["n_users"] = 0.0
             result["fallback_users"] = 0.0
