@@ -44,7 +44,8 @@ from privrec.data.digest import LoadResult, Source, _HashingReader
 from privrec.data.fetch import fetch_movielens_100k
 from privrec.errors import ConfigError, DataValidationError
 
-__all__ = ["AGE_BANDS", "Delimited", "MovieLens1M", "MovieLens100K", "SEPARATORS", "Synthetic", "age_band"]
+__all__ = ["AGE_BANDS", "Delimited", "MovieLens1M", "MovieLens100K", "SEPARATORS", "Synthetic", "age_band",
+           "dataset_from_ids"]
 
 #: Age bands of MovieLens 1M, used for every dataset's ``age_band`` attribute.
 AGE_BANDS: tuple[str, ...] = ("under 18", "18-24", "25-34", "35-44", "45-49", "50-55", "56+")
@@ -372,29 +373,15 @@ class Delimited:
         if self.user_attributes_path is not None:
             attrs, attr_ids = self._read_attributes(_resolve(data_dir, self.user_attributes_path), sources)
 
-        id_columns = [log["user_col"]] if attr_ids is None else [log["user_col"], attr_ids]
-        users, (user_idx, *attr_rows) = _encode_ids(id_columns)
-        items, (item_idx,) = _encode_ids([log["item_col"]])
-        user_attributes = (
-            pd.DataFrame(index=pd.RangeIndex(len(users)))
-            if attrs is None
-            else _align_rows(attrs, attr_rows[0], len(users), "dataset.user_attributes_path")
-        )
-        data = Dataset(
-            users=users,
-            items=items,
-            user_idx=user_idx.astype(np.int32),
-            item_idx=item_idx.astype(np.int32),
-            weight=weight,
-            timestamp=timestamp,
-            user_attributes=user_attributes,
+        data = dataset_from_ids(
+            log["user_col"], log["item_col"], weight, timestamp, name=self.name, attr_ids=attr_ids, attrs=attrs,
+            attrs_label="dataset.user_attributes_path",
             schema=Schema(
                 quasi_identifiers=self.quasi_identifiers,
                 sensitive=self.sensitive,
                 numeric=self.numeric,
                 hierarchies=self.hierarchies,
             ),
-            name=self.name,
         )
         return LoadResult(data=data, sources=tuple(sources))
 
@@ -439,6 +426,40 @@ class Delimited:
 
 
 # ====================================================================== Synthetic
+
+def dataset_from_ids(
+    user_ids: pd.Series,
+    item_ids: pd.Series,
+    weight: NDArray[np.float32],
+    timestamp: NDArray[np.int64] | None,
+    *,
+    name: str,
+    attr_ids: pd.Series | None = None,
+    attrs: pd.DataFrame | None = None,
+    attrs_label: str = "the users file",
+    schema: Schema | None = None,
+) -> Dataset:
+    """A Dataset from a log's external ids; users of ``attr_ids`` (the attribute table's ids, rows of ``attrs``)
+    without interactions become empty rows. ``attrs_label`` names the attribute table in errors."""
+    users, (user_idx, *attr_rows) = _encode_ids([user_ids] if attr_ids is None else [user_ids, attr_ids])
+    items, (item_idx,) = _encode_ids([item_ids])
+    user_attributes = (
+        pd.DataFrame(index=pd.RangeIndex(len(users)))
+        if attrs is None
+        else _align_rows(attrs, attr_rows[0], len(users), attrs_label)
+    )
+    return Dataset(
+        users=users,
+        items=items,
+        user_idx=user_idx.astype(np.int32),
+        item_idx=item_idx.astype(np.int32),
+        weight=weight,
+        timestamp=timestamp,
+        user_attributes=user_attributes,
+        schema=schema or Schema(),
+        name=name,
+    )
+
 _CLUSTER_AFFINITY = 0.7  # share of a user's interactions drawn from their cluster's preferred items
 _ACTIVITY_SIGMA = 1.1  # log-normal spread of user activity (heavy tail)
 _CHUNK = 1 << 20  # draws per vectorised step in the generator

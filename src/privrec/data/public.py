@@ -39,13 +39,12 @@ from privrec.data.catalog import CATALOG
 from privrec.data.dataset import Dataset, Schema
 from privrec.data.digest import LoadResult, Source, _HashingReader
 from privrec.data.loaders import (
-    _align_rows,
-    _encode_ids,
     _numbers,
     _read_double_colon,
     _read_table,
     _setter,
     age_band,
+    dataset_from_ids,
 )
 from privrec.errors import ConfigError, DataValidationError, DataWarning
 
@@ -73,39 +72,6 @@ def _require(root: Path, files: tuple[str, ...], name: str) -> None:
             f"{entry.title} needs {', '.join(files)} in {root}; got {len(missing)} of them missing. "
             f"Run `privrec data fetch {name}` (or download {entry.archive.urls[0]} and put them there)."
         )
-
-
-def _dataset(
-    user_ids: pd.Series,
-    item_ids: pd.Series,
-    weight: NDArray[np.float32],
-    timestamp: NDArray[np.int64] | None,
-    *,
-    name: str,
-    attr_ids: pd.Series | None = None,
-    attrs: pd.DataFrame | None = None,
-    schema: Schema | None = None,
-    what: str = "",
-) -> Dataset:
-    """A Dataset from external ids (users of ``attr_ids`` without interactions become empty rows)."""
-    users, (user_idx, *attr_rows) = _encode_ids([user_ids] if attr_ids is None else [user_ids, attr_ids])
-    items, (item_idx,) = _encode_ids([item_ids])
-    user_attributes = (
-        pd.DataFrame(index=pd.RangeIndex(len(users)))
-        if attrs is None
-        else _align_rows(attrs, attr_rows[0], len(users), f"{what} users file")
-    )
-    return Dataset(
-        users=users,
-        items=items,
-        user_idx=user_idx.astype(np.int32),
-        item_idx=item_idx.astype(np.int32),
-        weight=weight,
-        timestamp=timestamp,
-        user_attributes=user_attributes,
-        schema=schema or Schema(),
-        name=name,
-    )
 
 
 class _CountingReader(_HashingReader):
@@ -200,7 +166,7 @@ class MovieLensRatings:
         timestamp = np.floor(_numbers(ratings["timestamp"], f"{what} timestamp")).astype(np.int64)
         for col in ("user_id", "item_id"):
             _numbers(ratings[col], f"{what} {col}")  # ids are numbers: count the rows that are not
-        data = _dataset(ratings["user_id"], ratings["item_id"], weight, timestamp, name=self.version)
+        data = dataset_from_ids(ratings["user_id"], ratings["item_id"], weight, timestamp, name=self.version)
         return LoadResult(data=data, sources=tuple(sources))
 
 
@@ -244,10 +210,10 @@ class LastFM1K:
         sources: list[Source] = []
         plays = _lastfm_plays(root / _LASTFM_PLAYS, sources)
         profile = _lastfm_profiles(root / _LASTFM_PROFILE, sources)
-        data = _dataset(
+        data = dataset_from_ids(
             plays["user"], plays["item"], plays["plays"].to_numpy(dtype=np.float32),
             plays["first"].to_numpy(dtype=np.int64), name="lastfm-1k", attr_ids=profile["user"],
-            attrs=profile.drop(columns=["user"]), what="lastfm-1k",
+            attrs=profile.drop(columns=["user"]), attrs_label="lastfm-1k users file",
             schema=Schema(quasi_identifiers=("age", "gender", "country", "age_band"), sensitive=("gender", "age_band"),
                           numeric=("age",)),
         )  # fmt: skip
@@ -401,9 +367,9 @@ class BookCrossing:
                 "country": country.to_numpy(dtype=object),
             }
         )
-        data = _dataset(
+        data = dataset_from_ids(
             ratings["User-ID"][keep], ratings["ISBN"][keep], score[keep].astype(np.float32), None,
-            name="book-crossing", attr_ids=users["User-ID"], attrs=attrs, what="book-crossing",
+            name="book-crossing", attr_ids=users["User-ID"], attrs=attrs, attrs_label="book-crossing users file",
             schema=Schema(quasi_identifiers=("age", "age_band", "country"), sensitive=("age_band",), numeric=("age",)),
         )  # fmt: skip
         return LoadResult(data=data, sources=tuple(sources))
@@ -509,7 +475,7 @@ class AmazonReviews2023:
             raise DataValidationError(f"{what} must hold at least one complete review; got 0.")
         users = reviews["user_id"][ok].astype(str)
         items = reviews["parent_asin"][ok].astype(str)
-        data = _dataset(
+        data = dataset_from_ids(
             users, items, rating[ok].astype(np.float32), np.floor_divide(millis[ok], 1000).astype(np.int64), name=name
         )
         return LoadResult(data=data, sources=tuple(sources))
