@@ -26,7 +26,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["INTERVAL", "Progress", "carry", "configure", "enabled", "track"]
+__all__ = ["INTERVAL", "Progress", "carry", "configure", "duration", "enabled", "line_interval", "track"]
 
 ENV = "PRIVREC_PROGRESS"
 INTERVAL_ENV = "PRIVREC_PROGRESS_INTERVAL"
@@ -73,19 +73,21 @@ def carry(items: Mapping[Any, Any]) -> dict[Any, Any]:
     return _Carrier(items, enabled())
 
 
-def _interval() -> float:
-    """:data:`INTERVAL`, or ``PRIVREC_PROGRESS_INTERVAL`` seconds when set (a cluster log may want fewer lines)."""
-    text = os.environ.get(INTERVAL_ENV, "").strip()
+def line_interval(env: str = INTERVAL_ENV, default: float = INTERVAL) -> float:
+    """Seconds between two progress lines off a terminal: ``default``, or the environment variable ``env`` when
+    set to a number (a cluster log may want fewer lines)."""
+    text = os.environ.get(env, "").strip()
     try:
-        return max(0.0, float(text)) if text else INTERVAL
+        return max(0.0, float(text)) if text else default
     except ValueError:
-        return INTERVAL
+        return default
 
 
-def _duration(seconds: float) -> str:
+def duration(seconds: float) -> str:
+    """``42s``, ``3m05s``, ``2h07m``; ``?`` when unknown."""
     if not math.isfinite(seconds):
         return "?"
-    seconds = round(seconds)
+    seconds = max(0, round(seconds))
     if seconds < 60:
         return f"{seconds}s"
     if seconds < 3600:
@@ -105,7 +107,7 @@ class Progress:
         self.stage, self.total, self.unit = stage, max(0, int(total)), unit
         self.done = 0
         self._on = enabled() if on is None else bool(on)
-        self._interval = _interval() if interval is None else float(interval)
+        self._interval = line_interval() if interval is None else float(interval)
         self._clock = clock
         self._start = self._last = clock()
         self._bar: Any = None
@@ -135,7 +137,7 @@ class Progress:
         share = f" ({100 * self.done / self.total:.0f}%)" if self.total else ""
         eta = (self.total - self.done) / rate if rate > 0 else math.inf
         return (f"privrec: {self.stage} {self.done:,}/{self.total:,} {self.unit}{share}, "
-                f"{rate:,.3g} {self.unit}/s, elapsed {_duration(elapsed)}, ETA {_duration(eta)}")
+                f"{rate:,.3g} {self.unit}/s, elapsed {duration(elapsed)}, ETA {duration(eta)}")
 
     def _log(self, now: float) -> None:
         text = self.line(now)

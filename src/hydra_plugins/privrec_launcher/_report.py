@@ -19,13 +19,14 @@ Only counts, swept config values and metrics are printed: never a record value o
 from __future__ import annotations
 
 import math
-import os
 import sys
 import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from privrec.progress import duration, line_interval
 
 __all__ = ["HEADLINE", "JobResult", "PROGRESS_INTERVAL", "PROGRESS_INTERVAL_ENV", "SweepReport", "current",
            "one_line", "start", "stop"]
@@ -61,13 +62,6 @@ def one_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
-def _duration(seconds: float) -> str:
-    seconds = max(0, round(seconds))
-    h, rest = divmod(seconds, 3600)
-    m, s = divmod(rest, 60)
-    return f"{h}h{m:02d}m{s:02d}s" if h else (f"{m}m{s:02d}s" if m else f"{s}s")
-
-
 class SweepReport:
     """The sweep's console output (see the module docstring); ``total``: jobs in the whole sweep."""
 
@@ -79,10 +73,7 @@ class SweepReport:
         self.warnings: Counter[str] = Counter()
         self._last_progress = self.started
         self._status_shown = False
-        try:
-            self.interval = float(os.environ.get(PROGRESS_INTERVAL_ENV) or PROGRESS_INTERVAL)
-        except ValueError:
-            self.interval = PROGRESS_INTERVAL
+        self.interval = line_interval(PROGRESS_INTERVAL_ENV, PROGRESS_INTERVAL)
 
     # ------------------------------------------------------------------ jobs
     def values(self, overrides: Sequence[str]) -> tuple[tuple[str, str], ...]:
@@ -123,9 +114,9 @@ class SweepReport:
     def status(self) -> str:
         done, failed = self._counts()
         elapsed = time.monotonic() - self.started
-        eta = f", ETA {_duration(elapsed / done * (self.total - done))}" if 0 < done < self.total else ""
+        eta = f", ETA {duration(elapsed / done * (self.total - done))}" if 0 < done < self.total else ""
         fails = f" ({failed} failed)" if failed else ""
-        return f"privrec: sweep {done}/{self.total} jobs done{fails}, {_duration(elapsed)} elapsed{eta}"
+        return f"privrec: sweep {done}/{self.total} jobs done{fails}, {duration(elapsed)} elapsed{eta}"
 
     @staticmethod
     def _tty() -> bool:
@@ -160,7 +151,7 @@ class SweepReport:
         """The table printed when the sweep ends."""
         done, failed = self._counts()
         finished = [r for r in self.results.values() if r.status == "FINISHED"]
-        lines = [f"privrec: sweep done in {_duration(time.monotonic() - self.started)}: {len(finished)} finished, "
+        lines = [f"privrec: sweep done in {duration(time.monotonic() - self.started)}: {len(finished)} finished, "
                  f"{failed} failed" + (f", {done - len(finished) - failed} skipped" if done - len(finished) - failed
                                        else "") + (f", {self.total - done} not run" if done < self.total else "")]
         settings: dict[tuple, list[float]] = {}
